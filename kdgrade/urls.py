@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from kdgrade import views
+
+admin.site.site_header = "kdgrade administration"
+admin.site.site_title = "kdgrade"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

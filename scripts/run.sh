@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One command to run kdgrade on a fresh machine: install, migrate, load the demo,
+# then the web server and a Celery worker (with its beat scheduler) together.
+# Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh all
+PY=.venv/bin/python
+export PYTHONUNBUFFERED=1
+$PY manage.py migrate --noinput -v0
+$PY manage.py load_demo
+$PY manage.py ensure_admin
+HOST="${KDGRADE_HOST:-127.0.0.1}"
+PORT="${KDGRADE_PORT:-8000}"
+.venv/bin/celery -A kdgrade worker -B -Q default,training --concurrency 2 --loglevel INFO \
+  --schedule var/celerybeat-schedule &
+worker=$!
+trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+echo
+echo "kdgrade is starting on http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/, login in var/admin-password.txt)"
+echo "Press Ctrl-C to stop the web server and the worker."
+$PY manage.py runserver "$HOST:$PORT"

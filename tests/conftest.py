@@ -1,0 +1,19 @@
+import os
+
+import pytest
+from django.conf import settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _announce_configuration():
+    """Check the suite runs in the configuration scripts/test.sh asked for."""
+    wanted = os.environ.get("KDGRADE_TEST_CONFIG")
+    engine = settings.DATABASES["default"]["ENGINE"]
+    broker = settings.CELERY_BROKER_URL
+    if wanted == "servers":
+        assert engine.endswith("postgresql"), f"servers configuration but database engine is {engine}"
+        assert broker.startswith("redis"), f"servers configuration but broker is {broker}"
+    elif wanted == "embedded":
+        assert engine.endswith("sqlite3"), f"embedded configuration but database engine is {engine}"
+        assert broker.startswith("filesystem"), f"embedded configuration but broker is {broker}"
+    yield
