@@ -120,6 +120,18 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A cache shared by every process (LTI state and nonces, access tokens): Redis when
+# CACHE_URL is set, otherwise a table in the database (created by migrate).
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL and CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+elif CACHE_URL:
+    raise ConfigError("CACHE_URL", f"expected redis://HOST:PORT/DB, got {CACHE_URL!r}")
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "kdgrade_cache"}
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -8,6 +8,7 @@ bash scripts/bootstrap.sh all
 PY=.venv/bin/python
 export PYTHONUNBUFFERED=1
 $PY manage.py migrate --noinput -v0
+$PY manage.py createcachetable
 $PY manage.py load_demo
 $PY manage.py ensure_admin
 HOST="${KDGRADE_HOST:-127.0.0.1}"

@@ -19,7 +19,7 @@ REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 
 status=0
 echo "== pytest, embedded configuration (SQLite, file-system broker)"
-env -u DATABASE_URL -u CELERY_BROKER_URL KDGRADE_TEST_CONFIG=embedded \
+env -u DATABASE_URL -u CELERY_BROKER_URL -u CACHE_URL KDGRADE_TEST_CONFIG=embedded \
   $PY -m pytest "$@" || status=$?
 [ "$status" -eq 5 ] && { echo "pytest collected no tests: that is a failure"; exit 5; }
 [ "$status" -ne 0 ] && exit "$status"
@@ -36,7 +36,7 @@ if [ -n "$missing" ]; then
 fi
 echo "== pytest, servers configuration (PostgreSQL $PG_URL, Redis $REDIS_URL)"
 # Tests marked 'ml' touch neither database nor broker: they ran above already.
-DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" KDGRADE_TEST_CONFIG=servers \
+DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" CACHE_URL="$REDIS_URL" KDGRADE_TEST_CONFIG=servers \
   $PY -m pytest -m "not ml" "$@" || status=$?
 [ "$status" -eq 5 ] && { echo "pytest collected no tests: that is a failure"; exit 5; }
 exit "$status"
