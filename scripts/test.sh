@@ -36,7 +36,7 @@ if [ -n "$missing" ]; then
 fi
 echo "== pytest, servers configuration (PostgreSQL $PG_URL, Redis $REDIS_URL)"
 # Tests marked 'ml' touch neither database nor broker: they ran above already.
-DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" CACHE_URL="$REDIS_URL" KDGRADE_TEST_CONFIG=servers \
+DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" CACHE_URL="${REDIS_URL%/*}/14" KDGRADE_TEST_CONFIG=servers \
   $PY -m pytest -m "not ml" "$@" || status=$?
 [ "$status" -eq 5 ] && { echo "pytest collected no tests: that is a failure"; exit 5; }
 exit "$status"
