@@ -208,7 +208,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Training runs for minutes to hours on its own queue so it never delays a grade.
 CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"queue": "training"}}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+}
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

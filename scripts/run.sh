@@ -14,10 +14,15 @@ $PY manage.py ensure_admin
 HOST="${KDGRADE_HOST:-127.0.0.1}"
 PORT="${KDGRADE_PORT:-8000}"
 .venv/bin/celery -A kdgrade worker -B -Q default,training --concurrency 2 --loglevel INFO \
-  --schedule var/celerybeat-schedule &
+  --schedule "${KDGRADE_DATA_DIR:-var}/celerybeat-schedule" &
 worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+$PY manage.py runserver --noreload "$HOST:$PORT" &
+web=$!
+stop() { kill "$web" "$worker" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop INT TERM
 echo
 echo "kdgrade is starting on http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/, login in var/admin-password.txt)"
 echo "Press Ctrl-C to stop the web server and the worker."
-$PY manage.py runserver "$HOST:$PORT"
+# Whichever stops first (or Ctrl-C) stops the other.
+wait -n "$web" "$worker" || true
+stop
