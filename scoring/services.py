@@ -1,12 +1,209 @@
-"""Business logic of the scoring app that is not about models or the LMS."""
+"""Business logic of the scoring app: scoring answers with the item's active model version.
+
+`score_submission(submission)` is what the LTI pages call; the REST API and the Celery tasks call
+`score_answers(item, answers)` / `score_submission`.  Views and tasks stay thin.
+"""
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from scoring.models import WorkerHeartbeat
+import numpy as np
+from django.db import transaction
+
+from scoring import flags as flagging
+from scoring.models import Item, ModelVersion, RubricLevel, Score, Submission, WorkerHeartbeat
+from scoring.scorer import LoadedModel, ModelLoadError, load_model
+from scoring.versions import active_version
+
+log = logging.getLogger(__name__)
 
 
 def record_heartbeat(*, queue: str, marker: str = "") -> WorkerHeartbeat:
     """Note that a worker on `queue` is alive (called from a Celery task)."""
     return WorkerHeartbeat.objects.create(hostname=socket.gethostname(), queue=queue, marker=marker)
+
+
+class ScoringUnavailable(Exception):
+    """The item has no active model version that can be served (the API answers 409)."""
+
+
+@dataclass
+class AnswerScore:
+    """One answer's score.  `score` is None when the model declined (see `flags`)."""
+
+    score: int | None
+    probabilities: dict[int, float]
+    confidence: float | None
+    flags: list[str]
+    version_id: int | None
+    version_number: int | None
+    label: str = ""
+    descriptor: str = ""
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.flags)
+
+    def probabilities_json(self) -> dict[str, float]:
+        return {str(k): v for k, v in self.probabilities.items()}
+
+
+@dataclass
+class BatchScore:
+    """Answers scored by ONE model version (resolved once for the whole batch)."""
+
+    version: ModelVersion | None
+    results: list[AnswerScore] = field(default_factory=list)
+
+
+def reference_text(item: Item) -> str:
+    """The reference answer(s) fed to the featuriser, as in training (one CSV `reference_answer`)."""
+    refs = item.reference_answers or []
+    if isinstance(refs, str):
+        return refs
+    return " \n ".join(str(r) for r in refs)
+
+
+def rubric_levels(item: Item) -> dict[int, RubricLevel]:
+    return {level.score: level for level in item.rubric_levels.all()}
+
+
+def rubric_level(item: Item, score: int | None) -> RubricLevel | None:
+    """The rubric level of a score (label and descriptor), or None."""
+    if score is None:
+        return None
+    return item.rubric_levels.filter(score=score).first()
+
+
+def resolve_model(item: Item) -> tuple[ModelVersion | None, LoadedModel | None]:
+    """The item's active version and its loaded model, resolved ONCE (one query; the session is cached
+    per process).  (None, None) when no version is active; raises ScoringUnavailable when the active
+    version's files cannot be served."""
+    version = active_version(item)
+    if version is None:
+        return None, None
+    try:
+        return version, load_model(version.artifact_path, version.checksum)
+    except ModelLoadError as exc:
+        log.error("active model version %s of %s cannot be served: %s", version.pk, item.external_id, exc)
+        raise ScoringUnavailable(f"the active model version {version.version} cannot be served: {exc}") from exc
+
+
+def score_with_model(
+    model: LoadedModel | None,
+    responses: Sequence[str],
+    *,
+    question: str,
+    reference: str,
+    language: str = "en",
+    confidence_threshold: float = 0.6,
+    version: ModelVersion | None = None,
+    levels: dict[int, RubricLevel] | None = None,
+) -> list[AnswerScore]:
+    """Flags and (when there is a model) scores for a batch of answers to one question."""
+    pre = [flagging.check_response(r, question=question, language=language) for r in responses]
+    vid = version.pk if version else None
+    vnum = version.version if version else None
+    if model is None:
+        return [
+            AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre
+        ]
+    probs = model.predict_proba(responses, question, reference).astype(np.float64)
+    labels = model.labels
+    top = probs.argmax(axis=1) if len(responses) else np.zeros(0, np.int64)
+    out = []
+    for i, f in enumerate(pre):
+        row = probs[i]
+        confidence = float(row[top[i]])
+        flags = list(f)
+        if not flags and confidence < confidence_threshold:
+            flags.append(flagging.LOW_CONFIDENCE)
+        score = None if flagging.declines(flags) else labels[top[i]]
+        result = AnswerScore(
+            score=score,
+            probabilities={labels[j]: float(row[j]) for j in range(len(labels))},
+            confidence=confidence,
+            flags=flags,
+            version_id=vid,
+            version_number=vnum,
+        )
+        if levels and score is not None and score in levels:
+            result.label, result.descriptor = levels[score].label, levels[score].descriptor
+        out.append(result)
+    return out
+
+
+def score_answers(item: Item, responses: Sequence[str], *, require_model: bool = False) -> BatchScore:
+    """Score answers to an item with its active version (the same version for all of them).
+
+    Without an active version the answers are flagged `no_active_model` (or, with `require_model`,
+    ScoringUnavailable is raised: the API's choice)."""
+    try:
+        version, model = resolve_model(item)
+    except ScoringUnavailable:
+        if require_model:
+            raise
+        version, model = None, None
+    if model is None and require_model:
+        raise ScoringUnavailable(f"item {item.external_id} has no active model version")
+    results = score_with_model(
+        model,
+        responses,
+        question=item.question,
+        reference=reference_text(item),
+        language=item.language,
+        confidence_threshold=item.confidence_threshold,
+        version=version,
+        levels=rubric_levels(item) if model is not None else None,
+    )
+    return BatchScore(version=version, results=results)
+
+
+def _score_row(submission: Submission, result: AnswerScore) -> Score:
+    return Score(
+        submission=submission,
+        model_version_id=result.version_id,
+        model_score=result.score,
+        probabilities=result.probabilities_json(),
+        confidence=result.confidence,
+        flags=result.flags,
+    )
+
+
+def score_submission(submission: Submission) -> Score:
+    """Score a saved submission with its item's active model and save a new Score.  Never raises for
+    the model's sake: with no servable active version the Score says so in its flags."""
+    item = submission.item
+    batch = score_answers(item, [submission.response])
+    score = _score_row(submission, batch.results[0])
+    score.save()
+    return score
+
+
+@transaction.atomic
+def create_scored_submissions(
+    item: Item,
+    answers: Sequence[tuple[str, str]],
+    *,
+    source: str = Submission.Source.API,
+    require_model: bool = True,
+) -> tuple[BatchScore, list[Submission]]:
+    """Save (response, learner_ref) answers as submissions with their scores, all by one version."""
+    batch = score_answers(item, [a[0] for a in answers], require_model=require_model)
+    subs = [Submission(item=item, response=resp, learner_ref=ref, source=source) for resp, ref in answers]
+    if len(subs) == 1:
+        subs[0].save()
+    else:
+        subs = Submission.objects.bulk_create(subs)
+    scores = [_score_row(s, r) for s, r in zip(subs, batch.results, strict=True)]
+    for s in scores:  # Score.save() computes final_score; bulk_create bypasses save()
+        s.final_score = s.override_score if s.override_score is not None else s.model_score
+    if len(scores) == 1:
+        scores[0].save()
+    else:
+        Score.objects.bulk_create(scores)
+    return batch, subs

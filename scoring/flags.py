@@ -1,0 +1,272 @@
+"""Answers the model should not score on its own: cheap, pure-Python checks.
+
+`check_response(response, question=..., language=...)` returns the list of flag codes that apply to one
+answer before the model is run; `low_confidence` is added by the scorer once the model's confidence is
+known.  Any flag other than `low_confidence` makes the model decline (no model score: a teacher decides).
+
+How the rules were chosen, and what each catches on the real data in ../shared/datasets/ and on crafted
+non-answers, is measured by `bench/scoring_flags.py` (results in bench/results/scoring.md).  In short:
+every rule is written so that it fires on (almost) no real student answer, because a flag costs a
+teacher's time, while it still catches the crafted non-answers it is meant for.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+EMPTY = "empty"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+WRONG_LANGUAGE = "wrong_language"
+COPY_OF_QUESTION = "copy_of_question"
+GIBBERISH = "gibberish"
+KEYWORD_LIST = "keyword_list"
+LOW_CONFIDENCE = "low_confidence"
+NO_ACTIVE_MODEL = "no_active_model"
+
+FLAG_MESSAGES: dict[str, str] = {
+    EMPTY: "The answer is empty.",
+    TOO_SHORT: "The answer is far too short to score (fewer than two letters or digits).",
+    TOO_LONG: "The answer is far longer than any answer the model was built for.",
+    WRONG_LANGUAGE: "The answer does not seem to be in the item's language.",
+    COPY_OF_QUESTION: "The answer mostly repeats the question.",
+    GIBBERISH: "The answer looks like random characters or keyboard mashing.",
+    KEYWORD_LIST: "The answer is a list of keywords (or the same words repeated), not an explanation.",
+    LOW_CONFIDENCE: "The model is not confident about this score.",
+    NO_ACTIVE_MODEL: "No model is active for this item, so nothing scored the answer.",
+}
+ALL_FLAGS = tuple(FLAG_MESSAGES)
+# Flags that let the model's score stand (the answer is only queued for review).
+REVIEW_ONLY_FLAGS = frozenset({LOW_CONFIDENCE})
+
+# --- thresholds (see bench/scoring_flags.py for the measurements behind them) ----------------------
+MIN_ALNUM_CHARS = 2  # "a", "?", "-" ... ; one real word ("Celsius.") is a valid answer in SciEntsBank
+MAX_WORDS = 300  # the longest of 13,000 real answers has 260 words; the 99th percentile is ~105
+MAX_CHARS = 2500  # longest real answer: 1,477 characters
+COPY_MIN_WORDS = 4  # a copy needs at least this many words
+COPY_MIN_CONTAINMENT = 0.85  # share of the answer's word trigrams found in the question, and
+COPY_MIN_COVERAGE = 0.35  # ... share of the question's word trigrams the answer repeats, or
+COPY_LONG_TRIGRAMS = 18  # ... this many trigrams copied (20 words in a row of a long question)
+KEYWORD_MIN_WORDS = 6  # "heat conductor metal wood insulator hand": no function word among 6+ words
+REPEAT_MIN_WORDS = 6
+REPEAT_MAX_UNIQUE_RATIO = 0.35  # "heat heat heat metal metal metal ..."
+GIBBERISH_MIN_SHARE = 0.5  # share of the answer's words that are implausible
+LANG_MIN_WORDS = 4
+LONG_TOKEN = 25  # letters in one token: longer is run-together words or mashing
+
+_WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœ")
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qwertzuiop", "yxcvbnm")
+_KEY_RUNS = frozenset(r[i : i + 5] for row in _KEYBOARD_ROWS for r in (row, row[::-1]) for i in range(len(r) - 4))
+_TRIPLE = re.compile(r"(.)\1\1")
+_CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}")
+
+# The most frequent function words of each language we can recognise.  English has the longest list
+# because it decides `keyword_list`; the others only need to out-vote it for `wrong_language`.
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": _wordset(
+        """a an the and or but if so as of to in on at by for from with without into onto over under about
+        than then that this these those there here it its it's is are was were be been being am do does did
+        done has have had having not no yes can could will would should may might must shall i you he she
+        we they me him her us them my your his our their what which who whom whose when where why how all
+        any each both more most some such only own same too very just also because since while until after
+        before up down out off again further once through between during against above below"""
+    ),
+    "es": _wordset(
+        """el la los las un una unos unas y o pero si porque que de del al en con sin por para es son está
+        están fue ser estar hay lo le les se su sus mi mis tu yo tú él ella nosotros ellos como cuando donde
+        muy más menos también no sí esto esta este eso esa ese"""
+    ),
+    "fr": _wordset(
+        """le la les un une des et ou mais si parce que qui de du au aux en dans avec sans pour par est sont
+        était être avoir il elle ils elles nous vous je tu on ce cette ces son sa ses mon ma mes leur très
+        plus moins aussi ne pas oui non comme quand où"""
+    ),
+    "de": _wordset(
+        """der die das ein eine einen einem einer und oder aber wenn weil dass von zu im in mit ohne für auf
+        ist sind war waren sein haben hat ich du er sie es wir ihr mein dein nicht ja nein wie wann wo sehr
+        mehr auch noch den dem des sich"""
+    ),
+    "pt": _wordset(
+        """o a os as um uma uns umas e ou mas se porque que de do da dos das no na nos nas em com sem por para
+        é são está estão foi ser estar há ele ela eles elas nós eu você meu minha seu sua muito mais menos
+        também não sim como quando onde isso isto este esta"""
+    ),
+    "it": _wordset(
+        """il lo la i gli le un uno una e o ma se perché che di del della dei delle in nel nella con senza
+        per è sono era essere avere ha hanno io tu lui lei noi voi loro mio mia suo sua molto più meno anche
+        non sì come quando dove questo questa quello"""
+    ),
+    "nl": _wordset(
+        """de het een en of maar als omdat dat die van te in met zonder voor op is zijn was waren hebben heeft
+        ik jij hij zij wij ze mijn jouw zijn niet ja nee hoe wanneer waar heel meer ook nog er dit deze"""
+    ),
+}
+# Languages written in the Latin script (an answer mostly in another script is in another language).
+LATIN_LANGUAGES = _wordset("en es fr de pt it nl ca da sv no nb fi pl cs ro hu tr id ms sw af et lv lt sk sl hr ga")
+
+
+def base_language(code: str) -> str:
+    """'en-US' -> 'en'."""
+    return (code or "en").split("-")[0].split("_")[0].lower()
+
+
+def words(text: str) -> list[str]:
+    """The answer's words (letters only, apostrophes kept inside words), lower-cased."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _implausible_uncached(original: str) -> bool:
+    token = original.lower()
+    n = len(token)
+    if n >= LONG_TOKEN:
+        return True
+    if n < 4 or (original.isupper() or (not original.islower() and not original.istitle())):
+        # short words and acronyms / mixed case (DNA, mRNA, pH) are fine, unless "AAAA"
+        return n >= 4 and _TRIPLE.search(token) is not None
+    vowels = sum(1 for c in token if c in _VOWELS)
+    if vowels == 0:
+        return True
+    if n >= 8 and vowels / n < 0.15:
+        return True
+    if _TRIPLE.search(token) or _CONSONANT_RUN.search(token):
+        return True
+    return n >= 5 and any(token[i : i + 5] in _KEY_RUNS for i in range(n - 4))
+
+
+_implausible_cache: dict[str, bool] = {}
+
+
+def _implausible(original: str) -> bool:
+    """A word no language writes: no vowel, a mash of adjacent keys, a triple letter, 25+ letters."""
+    hit = _implausible_cache.get(original)
+    if hit is None:
+        if len(_implausible_cache) > 200_000:
+            _implausible_cache.clear()
+        hit = _implausible_cache[original] = _implausible_uncached(original)
+    return hit
+
+
+def _trigrams(tokens: list[str]) -> set[tuple[str, str, str]]:
+    return {(tokens[i], tokens[i + 1], tokens[i + 2]) for i in range(len(tokens) - 2)}
+
+
+class QuestionIndex:
+    """The question's words and word trigrams, computed once per item and reused for every answer."""
+
+    __slots__ = ("text", "trigrams", "words")
+
+    def __init__(self, question: str) -> None:
+        self.text = question
+        tokens = words(question)
+        self.words = frozenset(tokens)
+        self.trigrams = frozenset(_trigrams(tokens))
+
+
+_question_cache: dict[str, QuestionIndex] = {}
+
+
+def question_index(question: str) -> QuestionIndex:
+    index = _question_cache.get(question)
+    if index is None:
+        if len(_question_cache) > 1024:
+            _question_cache.clear()
+        index = _question_cache[question] = QuestionIndex(question)
+    return index
+
+
+def _is_copy(tokens: list[str], question: QuestionIndex) -> bool:
+    if len(tokens) < COPY_MIN_WORDS or not question.words:
+        return False
+    grams = _trigrams(tokens)
+    if len(grams) >= 3:
+        shared = sum(1 for g in grams if g in question.trigrams)
+        if shared / len(grams) < COPY_MIN_CONTAINMENT:
+            return False
+        # Quoting a part of the question can be the answer ("Max ran after the cat."): a copy is most
+        # of the question, or a long stretch of it.
+        return shared / max(1, len(question.trigrams)) >= COPY_MIN_COVERAGE or shared >= COPY_LONG_TRIGRAMS
+    # 4 words: only when the question itself is that short
+    return len(grams & question.trigrams) == len(grams) == len(question.trigrams)
+
+
+# word -> the languages whose function-word list holds it
+_STOP_LANGS: dict[str, tuple[str, ...]] = {}
+for _lang, _words in STOPWORDS.items():
+    for _w in _words:
+        _STOP_LANGS[_w] = (*_STOP_LANGS.get(_w, ()), _lang)
+
+
+def _non_latin_share(text: str) -> float:
+    if text.isascii():
+        return 0.0
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 3:
+        return 0.0
+    non_latin = sum(1 for c in letters if ord(c) > 0x24F and not unicodedata.name(c, "").startswith("LATIN"))
+    return non_latin / len(letters)
+
+
+def _stopword_hits(tokens: list[str]) -> dict[str, int]:
+    hits: dict[str, int] = {}
+    for t in tokens:
+        for lang in _STOP_LANGS.get(t, ()):
+            hits[lang] = hits.get(lang, 0) + 1
+    return hits
+
+
+def _wrong_language(text: str, tokens: list[str], language: str, hits: dict[str, int]) -> bool:
+    if language in LATIN_LANGUAGES and _non_latin_share(text) >= 0.5:
+        return True
+    if language not in STOPWORDS or len(tokens) < LANG_MIN_WORDS:
+        return False
+    own_hits = hits.get(language, 0)
+    best_other = max((n for lang, n in hits.items() if lang != language), default=0)
+    return best_other >= 2 and best_other >= 2 * own_hits + 1
+
+
+def _keyword_list(tokens: list[str], language: str, hits: dict[str, int], *, wrong_language: bool) -> bool:
+    """Words without the glue of a sentence, or the same few content words over and over."""
+    own = STOPWORDS.get(language, frozenset())
+    content = [t for t in tokens if len(t) > 1 and t not in own]
+    if len(content) >= REPEAT_MIN_WORDS and len(set(content)) / len(content) <= REPEAT_MAX_UNIQUE_RATIO:
+        return True
+    return len(tokens) >= KEYWORD_MIN_WORDS and bool(own) and not wrong_language and not hits.get(language)
+
+
+def check_response(response: str, *, question: str = "", language: str = "en") -> list[str]:
+    """Flag codes for one answer (before the model runs), in a fixed order; [] when it looks scorable."""
+    text = response.strip()
+    if not text:
+        return [EMPTY]
+    if len(text) < 8 and sum(1 for c in text if c.isalnum()) < MIN_ALNUM_CHARS:
+        return [TOO_SHORT]
+    flags: list[str] = []
+    originals = _WORD.findall(text)
+    tokens = [w.lower() for w in originals]
+    n = len(tokens)
+    if n > MAX_WORDS or len(text) > MAX_CHARS:
+        flags.append(TOO_LONG)
+    language = base_language(language)
+    hits = _stopword_hits(tokens)
+    if _wrong_language(text, tokens, language, hits):
+        flags.append(WRONG_LANGUAGE)
+    if question and _is_copy(tokens, question_index(question)):
+        flags.append(COPY_OF_QUESTION)
+    # digits only ("100") is left alone: a number can be the answer
+    bad = sum(1 for o in originals if _implausible(o))
+    if bad and (bad == n if n <= 2 else bad / n >= GIBBERISH_MIN_SHARE):
+        flags.append(GIBBERISH)
+    elif _keyword_list(tokens, language, hits, wrong_language=WRONG_LANGUAGE in flags):
+        flags.append(KEYWORD_LIST)
+    return flags
+
+
+def declines(flags: list[str]) -> bool:
+    """True when the flags mean the model must not give a score on its own."""
+    return any(f not in REVIEW_ONLY_FLAGS for f in flags)
