@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "scoring",
+    "kdgrade.lti",
 ]
 
 MIDDLEWARE = [
@@ -210,6 +211,19 @@ CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"qu
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+}
+
+# --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
+# Calls to the LMS (token, AGS, NRPS): timeout, retry backoff of the grade outbox, and the lease a
+# worker holds on a gradebook cell while it posts (longer than a post can take).
+KDGRADE_LTI_HTTP_TIMEOUT = env_float("KDGRADE_LTI_HTTP_TIMEOUT", 10.0)
+KDGRADE_LTI_RETRY_BASE = env_float("KDGRADE_LTI_RETRY_BASE", 30.0)
+KDGRADE_LTI_RETRY_MAX = env_float("KDGRADE_LTI_RETRY_MAX", 3600.0)
+KDGRADE_LTI_LEASE_SECONDS = env_float("KDGRADE_LTI_LEASE_SECONDS", 6 * KDGRADE_LTI_HTTP_TIMEOUT + 30)
+KDGRADE_LTI_SWEEP_SECONDS = env_float("KDGRADE_LTI_SWEEP_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["lti-sweep-grade-outbox"] = {
+    "task": "kdgrade.lti.sweep_outbox",
+    "schedule": KDGRADE_LTI_SWEEP_SECONDS,
 }
 
 # --- REST API -------------------------------------------------------------------------

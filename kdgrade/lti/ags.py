@@ -1,0 +1,202 @@
+"""An LTI Advantage service client: OAuth2 client-credentials tokens (cached, refreshed on 401),
+line items and scores (AGS) and memberships (NRPS), over `requests`."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from kdgrade.lti import keys
+from kdgrade.lti.models import Platform, ResourceLink
+
+log = logging.getLogger(__name__)
+
+SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+SCOPE_LINEITEM_RO = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+SCOPE_RESULT_RO = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+SCORE_MEDIA = "application/vnd.ims.lis.v1.score+json"
+LINEITEM_MEDIA = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEMS_MEDIA = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+NRPS_MEDIA = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+
+
+class ServiceError(Exception):
+    """A call to the platform failed.  `retryable` says whether trying later may help."""
+
+    def __init__(self, reason: str, *, status: int | None = None, retryable: bool, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def _timeout() -> float:
+    return float(settings.KDGRADE_LTI_HTTP_TIMEOUT)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _classify(resp: requests.Response, what: str) -> ServiceError:
+    status = resp.status_code
+    retryable = status in (408, 425, 429) or status >= 500
+    reason = f"{what}: HTTP {status}"
+    detail = resp.text[:200].strip()
+    if detail:
+        reason += f" {detail}"
+    return ServiceError(reason, status=status, retryable=retryable,
+                        retry_after=_retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None)
+
+
+def _send(method: str, url: str, what: str, **kwargs: object) -> requests.Response:
+    try:
+        return requests.request(method, url, timeout=_timeout(), **kwargs)
+    except requests.Timeout as exc:
+        raise ServiceError(f"{what}: timed out after {_timeout():g}s", retryable=True) from exc
+    except requests.RequestException as exc:
+        raise ServiceError(f"{what}: network error ({type(exc).__name__})", retryable=True) from exc
+
+
+def _token_cache_key(platform: Platform, scopes: list[str]) -> str:
+    digest = hashlib.sha256(" ".join(sorted(scopes)).encode()).hexdigest()[:16]
+    return f"lti:token:{platform.pk}:{digest}"
+
+
+def client_assertion(platform: Platform) -> str:
+    """The signed JWT that authenticates kdgrade at the platform's token endpoint."""
+    key = keys.signing_key()
+    now = int(time.time())
+    claims = {
+        "iss": platform.client_id, "sub": platform.client_id,
+        "aud": platform.token_audience or platform.token_url,
+        "iat": now, "exp": now + 300, "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+
+
+def access_token(platform: Platform, scopes: list[str], *, refresh: bool = False) -> str:
+    """A bearer token for `scopes`, from the shared cache until shortly before it expires."""
+    cache_key = _token_cache_key(platform, scopes)
+    if not refresh:
+        token = cache.get(cache_key)
+        if token:
+            return token
+    resp = _send("POST", platform.token_url, "access token request", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": client_assertion(platform),
+        "scope": " ".join(scopes),
+    }, headers={"Accept": "application/json"})
+    if resp.status_code != 200:
+        raise _classify(resp, "access token request")
+    try:
+        data = resp.json()
+        token = data["access_token"]
+        lifetime = int(data.get("expires_in", 3600))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServiceError("access token request: malformed answer", status=200, retryable=True) from exc
+    cache.set(cache_key, token, timeout=max(1, lifetime - 30))
+    return token
+
+
+def _authorized(platform: Platform, scopes: list[str], method: str, url: str, what: str,
+                headers: dict[str, str], **kwargs: object) -> requests.Response:
+    """Call with a cached token; on 401 get a fresh token and call once more."""
+    for refresh in (False, True):
+        token = access_token(platform, scopes, refresh=refresh)
+        resp = _send(method, url, what, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs)
+        if resp.status_code != 401:
+            return resp
+        cache.delete(_token_cache_key(platform, scopes))
+    return resp
+
+
+def _suffix(url: str, suffix: str) -> str:
+    base, sep, query = url.partition("?")
+    return f"{base.rstrip('/')}/{suffix}{sep}{query}"
+
+
+@dataclass
+class LineItemSpec:
+    label: str
+    score_maximum: float
+    resource_id: str
+
+
+def ensure_lineitem(link: ResourceLink, spec: LineItemSpec) -> str:
+    """The line item URL of a resource link: the one the launch named, else found or created."""
+    if link.lineitem_url:
+        return link.lineitem_url
+    if not link.lineitems_url:
+        raise ServiceError("this placement has no gradebook column and the platform offers no line items service",
+                           retryable=False)
+    platform = link.context.platform
+    scopes = [SCOPE_LINEITEM] if SCOPE_LINEITEM in link.ags_scopes else [SCOPE_LINEITEM_RO]
+    base, _, query = link.lineitems_url.partition("?")
+    find_url = f"{base}?{query + '&' if query else ''}resource_link_id={link.resource_link_id}"
+    resp = _authorized(platform, scopes, "GET", find_url, "line item lookup", {"Accept": LINEITEMS_MEDIA})
+    if resp.status_code != 200:
+        raise _classify(resp, "line item lookup")
+    items = resp.json() or []
+    match = next((i for i in items if i.get("resourceLinkId") == link.resource_link_id), None)
+    if match is None:
+        if SCOPE_LINEITEM not in link.ags_scopes:
+            raise ServiceError("no line item for this link and the platform does not let kdgrade create one",
+                               retryable=False)
+        resp = _authorized(platform, scopes, "POST", link.lineitems_url, "line item creation",
+                           {"Content-Type": LINEITEM_MEDIA, "Accept": LINEITEM_MEDIA},
+                           json={"label": spec.label, "scoreMaximum": spec.score_maximum,
+                                 "resourceId": spec.resource_id, "resourceLinkId": link.resource_link_id})
+        if resp.status_code not in (200, 201):
+            raise _classify(resp, "line item creation")
+        match = resp.json()
+    link.lineitem_url = match["id"]
+    ResourceLink.objects.filter(pk=link.pk).update(lineitem_url=link.lineitem_url)
+    return link.lineitem_url
+
+
+def post_score(link: ResourceLink, lineitem_url: str, payload: dict) -> int:
+    """POST one AGS score; returns the HTTP status (2xx, or 409 for a score older than the platform's).
+    Raises ServiceError for everything else."""
+    resp = _authorized(link.context.platform, [SCOPE_SCORE], "POST", _suffix(lineitem_url, "scores"), "score post",
+                       {"Content-Type": SCORE_MEDIA}, json=payload)
+    if 200 <= resp.status_code < 300 or resp.status_code == 409:
+        return resp.status_code
+    raise _classify(resp, "score post")
+
+
+def fetch_members(platform: Platform, memberships_url: str) -> list[dict]:
+    """Every member of a course from NRPS, following rel="next" pages."""
+    members: list[dict] = []
+    url: str | None = memberships_url
+    pages = 0
+    while url and pages < 200:
+        resp = _authorized(platform, [SCOPE_NRPS], "GET", url, "roster request", {"Accept": NRPS_MEDIA})
+        if resp.status_code != 200:
+            raise _classify(resp, "roster request")
+        members.extend(resp.json().get("members") or [])
+        url = resp.links.get("next", {}).get("url")
+        pages += 1
+    return members

@@ -1,0 +1,29 @@
+"""Celery tasks of the LTI app: thin wrappers that take ids and call the outbox and roster services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from kdgrade.lti import outbox
+
+
+@shared_task(name="kdgrade.lti.deliver_grades", ignore_result=True)
+def deliver_grades(slot_id: int) -> str:
+    """Post the newest pending score of one gradebook cell; schedule itself again when it must wait."""
+    result = outbox.deliver_slot(slot_id)
+    if result.outcome in ("waiting", "busy") and result.retry_in is not None:
+        outbox._schedule(slot_id, countdown=max(0.05, result.retry_in))
+    return result.outcome
+
+
+@shared_task(name="kdgrade.lti.sweep_outbox", ignore_result=True)
+def sweep_outbox() -> int:
+    """Beat: queue every due grade post whose task was lost (broker hiccup, killed worker)."""
+    return outbox.sweep()
+
+
+@shared_task(name="kdgrade.lti.sync_roster", ignore_result=True)
+def sync_roster(context_id: int) -> int:
+    from kdgrade.lti.roster import sync_roster as sync
+
+    return sync(context_id)
