@@ -1,0 +1,159 @@
+"""LTI 1.3 launches from a real platform implementation (lti1p3platform, served over HTTP on 127.0.0.1)
+into kdgrade served over HTTP (pytest-django's live server): learner and instructor, cookies or none,
+key rotation with a launch in flight, the configuration endpoints and the admin command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from django.core.management import call_command
+
+from kdgrade.lti.devplatform import ROLE_ADMIN, ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec
+from kdgrade.lti.devplatform import register_in_kdgrade
+from kdgrade.lti.keys import rotate_keys
+from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
+from kdgrade.lti.testing import Browser, ls_token
+from scoring.models import Assignment, Item
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def lms(live_server):
+    with DevPlatform(live_server.url) as platform:
+        register_in_kdgrade(platform)
+        yield platform
+
+
+def make_assignment(lms: DevPlatform, context_id: str = "course-1", release: str = "after_review") -> Assignment:
+    item = Item.objects.get_or_create(external_id="heat-spoon-lti", defaults={
+        "title": "Heat and the spoon", "question": "Why does the metal spoon get hot?", "score_min": 0,
+        "score_max": 2})[0]
+    platform = Platform.objects.get(issuer=lms.issuer)
+    context, _ = Context.objects.get_or_create(platform=platform, context_id=context_id)
+    assignment = Assignment.objects.create(item=item, title="Spoon question", release=release)
+    LtiAssignment.objects.create(assignment=assignment, context=context)
+    return assignment
+
+
+def spec(user: str, roles: list[str], assignment: Assignment, **kw: object) -> LaunchSpec:
+    return LaunchSpec(user_id=user, roles=roles, custom={"kdgrade_assignment": str(assignment.pk)}, **kw)
+
+
+def test_learner_launch_lands_on_the_answer_page_and_records_course_link_and_user(lms, live_server):
+    assignment = make_assignment(lms)
+    browser = Browser()
+    page = browser.launch(lms, spec("student-1", [ROLE_LEARNER], assignment, name="Ada Learner"))
+    assert page.status_code == 200, page.text[:500]
+    assert page.url.startswith(f"{live_server.url}/lti/a/{assignment.pk}/?ls=")
+    assert "Why does the metal spoon get hot?" in page.text
+    assert 'name="response"' in page.text
+    session = LaunchSession.objects.get(token=ls_token(page.url))
+    assert not session.is_instructor
+    assert session.context.context_id == "course-1" and session.context.title == "Physics 7B"
+    assert session.user.sub == "student-1" and session.user.name == "Ada Learner"
+    link = ResourceLink.objects.get(resource_link_id="link-1")
+    assert link.assignment_id == assignment.pk
+    assert link.lineitems_url == f"{lms.base}/ags/course-1/lineitems"
+    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in link.ags_scopes
+    assert session.context.memberships_url == f"{lms.base}/nrps/course-1/memberships"
+    assert Membership.objects.get(user__sub="student-1").is_learner
+    # The session cookie works as well as the token: the same page without ?ls=
+    again = browser.get(f"{live_server.url}/lti/a/{assignment.pk}/")
+    assert again.status_code == 200 and 'name="response"' in again.text
+
+
+@pytest.mark.parametrize("roles", [[ROLE_INSTRUCTOR], [ROLE_ADMIN], [ROLE_LEARNER, ROLE_INSTRUCTOR]])
+def test_instructor_or_administrator_launch_lands_on_the_review_page(lms, live_server, roles):
+    assignment = make_assignment(lms)
+    page = Browser().launch(lms, spec("teacher-1", roles, assignment))
+    assert page.status_code == 200, page.text[:500]
+    assert page.url.startswith(f"{live_server.url}/lti/a/{assignment.pk}/review/?ls=")
+    assert "Review: Spoon question" in page.text
+    assert LaunchSession.objects.get(token=ls_token(page.url)).is_instructor
+
+
+def test_launch_in_a_cross_site_iframe_that_drops_every_cookie_still_works(lms, live_server):
+    """The state is checked on the server: no cookie is needed for the launch nor for the pages."""
+    assignment = make_assignment(lms)
+    browser = Browser(drop_cookies=True)
+    page = browser.launch(lms, spec("student-2", [ROLE_LEARNER], assignment))
+    assert page.status_code == 200, page.text[:500]
+    assert not browser.http.cookies, "the test browser should have kept no cookie"
+    assert 'name="response"' in page.text
+    # Without the cookie and without the token, the page refuses (it does not guess who you are).
+    bare = browser.get(f"{live_server.url}/lti/a/{assignment.pk}/")
+    assert bare.status_code == 401
+
+
+def test_rotating_the_tool_key_during_a_deep_link_keeps_the_old_key_published(lms, live_server):
+    """A message signed just before a rotation still verifies: the old key stays on the JWKS."""
+    from kdgrade.lti import keys
+
+    old = keys.signing_key()
+    new = rotate_keys()
+    published = {k["kid"] for k in requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()["keys"]}
+    assert {old.kid, new.kid} <= published
+    assert keys.signing_key().kid == new.kid
+    # Retiring after the grace period removes the old key, never the signing one.
+    assert keys.retire_keys(older_than_hours=0) == 1
+    published = {k["kid"] for k in requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()["keys"]}
+    assert published == {new.kid}
+
+
+def test_jwks_publishes_public_keys_only(live_server):
+    jwks = requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()
+    assert jwks["keys"] and all(set(k) >= {"kty", "n", "e", "kid", "alg", "use"} for k in jwks["keys"])
+    assert not any("d" in k or "p" in k for k in jwks["keys"])
+
+
+def test_canvas_configuration_json_has_the_urls_placements_and_scopes(client, settings):
+    settings.PUBLIC_URL = "https://kdgrade.school.org"
+    conf = client.get("/lti/canvas.json").json()
+    assert conf["oidc_initiation_url"] == "https://kdgrade.school.org/lti/login/"
+    assert conf["target_link_uri"] == "https://kdgrade.school.org/lti/launch/"
+    assert conf["public_jwk_url"] == "https://kdgrade.school.org/lti/jwks/"
+    placements = {p["placement"]: p for p in conf["extensions"][0]["settings"]["placements"]}
+    assert set(placements) == {"assignment_selection", "link_selection"}
+    assert all(p["message_type"] == "LtiDeepLinkingRequest" for p in placements.values())
+    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in conf["scopes"]
+    assert "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly" in conf["scopes"]
+
+
+def test_lti_add_platform_command_registers_a_platform_that_can_launch(live_server, capsys):
+    with DevPlatform(live_server.url, client_id="cli-client") as lms:
+        u = lms.urls
+        call_command("lti_add_platform", "--issuer", u["issuer"], "--client-id", u["client_id"],
+                     "--deployment-id", u["deployment_id"], "--auth-url", u["auth_url"], "--token-url",
+                     u["token_url"], "--keyset-url", u["keyset_url"])
+        assert "client cli-client" in capsys.readouterr().out
+        assignment = make_assignment(lms)
+        page = Browser().launch(lms, spec("student-9", [ROLE_LEARNER], assignment))
+        assert page.status_code == 200 and 'name="response"' in page.text
+
+
+def test_moodle_preset_fills_the_moodle_endpoints(capsys):
+    call_command("lti_add_platform", "--preset", "moodle", "--issuer", "https://moodle.school.org",
+                 "--client-id", "abc", "--deployment-id", "3")
+    p = Platform.objects.get(client_id="abc")
+    assert p.auth_url == "https://moodle.school.org/mod/lti/auth.php"
+    assert p.token_url == "https://moodle.school.org/mod/lti/token.php"
+    assert p.keyset_url == "https://moodle.school.org/mod/lti/certs.php"
+    assert list(p.deployments.values_list("deployment_id", flat=True)) == ["3"]
+
+
+def test_course_copy_gets_its_own_assignment(lms):
+    """A link copied into another course carries the assignment id; that course gets its own copy,
+    so neither course sees the other's answers."""
+    assignment = make_assignment(lms)
+    page = Browser().launch(lms, spec("teacher-2", [ROLE_INSTRUCTOR], assignment, context_id="course-copy",
+                                      resource_link_id="link-copy"))
+    assert page.status_code == 200
+    link = ResourceLink.objects.get(resource_link_id="link-copy")
+    assert link.assignment_id != assignment.pk
+    assert link.assignment.item_id == assignment.item_id
+    assert link.assignment.lti.context.context_id == "course-copy"
+    assert LtiUser.objects.filter(sub="teacher-2").count() == 1
+    assert json.dumps(link.ags_scopes)
