@@ -97,15 +97,20 @@ def score_with_model(
     model: LoadedModel | None,
     responses: Sequence[str],
     *,
-    question: str,
-    reference: str,
+    question: str | Sequence[str],
+    reference: str | Sequence[str],
     language: str = "en",
     confidence_threshold: float = 0.6,
     version: ModelVersion | None = None,
     levels: dict[int, RubricLevel] | None = None,
 ) -> list[AnswerScore]:
-    """Flags and (when there is a model) scores for a batch of answers to one question."""
-    pre = [flagging.check_response(r, question=question, language=language) for r in responses]
+    """Flags and (when there is a model) scores for a batch of answers: to one question (strings), or
+    one question and reference per answer (sequences)."""
+    if isinstance(question, str):
+        pre = [flagging.check_response(r, question=question, language=language) for r in responses]
+    else:
+        pairs = zip(responses, question, strict=True)
+        pre = [flagging.check_response(r, question=q, language=language) for r, q in pairs]
     vid = version.pk if version else None
     vnum = version.version if version else None
     if model is None:

@@ -1,0 +1,154 @@
+"""Request and response shapes of the API (the response serializers document the schema; the hot
+scoring path builds its dicts directly, with the same fields)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from scoring.flags import ALL_FLAGS
+from scoring.models import Item, ModelVersion, RubricLevel, Score, Submission
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class AnswerIn(serializers.Serializer):
+    response = serializers.CharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=f"The student's answer, at most KDGRADE_MAX_ANSWER_CHARS characters "
+        f"({settings.KDGRADE_MAX_ANSWER_CHARS} here; longer is refused with 413 answer_too_long). "
+        "An empty or unscorable answer is accepted and flagged, not refused.",
+    )
+    learner_ref = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=255,
+        help_text="Opaque learner id of your system (never a name).",
+    )
+
+
+class ScoreRequest(AnswerIn):
+    store = serializers.BooleanField(
+        required=False, default=True,
+        help_text="Save the answer and its score as a submission (default). "
+        "With false, the answer is scored and forgotten.",
+    )
+
+
+class BatchScoreRequest(serializers.Serializer):
+    responses = AnswerIn(
+        many=True, allow_empty=False,
+        help_text=f"1 to KDGRADE_MAX_BATCH answers ({settings.KDGRADE_MAX_BATCH} here; more is refused "
+        "with 413 batch_too_large).",
+    )
+    store = serializers.BooleanField(required=False, default=True)
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class VersionRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "number"},
+                      "description": "Probability of each score level (keys are the levels)."})
+class ProbabilitiesField(serializers.DictField):
+    pass
+
+
+class FlagsField(serializers.ListField):
+    child = serializers.ChoiceField(choices=ALL_FLAGS)
+
+
+class ScoreResult(serializers.Serializer):
+    submission_id = serializers.IntegerField(allow_null=True, help_text="null when store=false.")
+    score = serializers.IntegerField(allow_null=True, help_text="null when the model declined (see flags).")
+    label = serializers.CharField(help_text="The rubric level's label ('' without a score).")
+    descriptor = serializers.CharField(help_text="The rubric level's descriptor ('' without a score).")
+    probabilities = ProbabilitiesField()
+    confidence = serializers.FloatField(allow_null=True)
+    flags = FlagsField(help_text="Why a teacher should look at this answer (empty when none).")
+    needs_review = serializers.BooleanField()
+
+
+class ScoreResponse(ScoreResult):
+    item = serializers.CharField()
+    model_version = VersionRef()
+
+
+class BatchScoreResponse(serializers.Serializer):
+    item = serializers.CharField()
+    model_version = VersionRef(help_text="Every answer of the batch was scored by this one version.")
+    results = ScoreResult(many=True)
+
+
+class RubricLevelOut(serializers.ModelSerializer):
+    class Meta:
+        model = RubricLevel
+        fields = ["score", "label", "descriptor"]
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "status", "checksum", "created_at", "activated_at", "metrics"]
+
+
+class ItemOut(serializers.ModelSerializer):
+    item_id = serializers.CharField(source="external_id")
+    levels = RubricLevelOut(source="rubric_levels", many=True)
+    active_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["item_id", "title", "question", "score_min", "score_max", "language",
+                  "confidence_threshold", "levels", "active_version"]
+
+    @extend_schema_field(VersionRef(allow_null=True))
+    def get_active_version(self, item: Item) -> dict | None:
+        for v in item.model_versions.all():  # prefetched
+            if v.status == ModelVersion.Status.ACTIVE:
+                return {"id": v.pk, "version": v.version}
+        return None
+
+
+class ItemDetailOut(ItemOut):
+    model_versions = ModelVersionOut(many=True)
+
+    class Meta(ItemOut.Meta):
+        fields = [*ItemOut.Meta.fields, "model_versions"]
+
+
+class ScoreOut(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    probabilities = ProbabilitiesField()
+    flags = FlagsField()
+    needs_review = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Score
+        fields = ["id", "model_version", "model_score", "probabilities", "confidence", "flags",
+                  "override_score", "final_score", "needs_review", "created_at"]
+
+
+    @extend_schema_field(VersionRef(allow_null=True))
+    def get_model_version(self, score: Score) -> dict | None:
+        v = score.model_version
+        return {"id": v.pk, "version": v.version} if v is not None else None
+
+
+class SubmissionOut(serializers.ModelSerializer):
+    item = serializers.CharField(source="item.external_id")
+    scores = ScoreOut(many=True)
+
+    class Meta:
+        model = Submission
+        fields = ["id", "item", "learner_ref", "response", "source", "created_at", "scores"]
+
+
+class ErrorOut(serializers.Serializer):
+    error = serializers.CharField(help_text="A stable code, e.g. item_not_found, no_active_model.")
+    message = serializers.CharField(help_text="What went wrong, for a human.")
+    fields = serializers.DictField(required=False, help_text="Per-field problems of an invalid request.")
