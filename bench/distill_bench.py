@@ -64,9 +64,10 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
             lines.append(f"| {label} | - | - | - | - | - | - |")
             continue
         sp = _speed_source(speed_models, key)
+        rps = sp.get("responses_per_s")
         lines.append(
             f"| {label} | {m['params']:,} | {_f(m['accuracy'])} | {_f(m['qwk'])} | {_f(m['macro_f1'])} | "
-            f"{_f(sp.get('ms_per_response'), 3)} | {_f(sp.get('responses_per_s'), 0) if sp.get('responses_per_s') else '-'} |"
+            f"{_f(sp.get('ms_per_response'), 3)} | {f'{rps:,.0f}' if rps else '-'} |"
         )
     s, t, t8 = models.get("student") or {}, models.get("teacher") or {}, models.get("teacher_onnx_int8") or {}
     ss, ts, t8s = (_speed_source(speed_models, k) for k in ("student", "teacher", "teacher_onnx_int8"))

@@ -3,7 +3,6 @@ classifier over an item's score levels; soft labels; ONNX + int8 export.  Never 
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import warnings
@@ -97,6 +96,18 @@ def build_teacher(checkpoint: str | None, n_classes: int, seed: int) -> TeacherM
     return model
 
 
+def device() -> torch.device:
+    """A GPU when one is present (KDGRADE_DEVICE=cpu forces the CPU), else the CPU."""
+    if os.environ.get("KDGRADE_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _on(model: nn.Module, batch):
+    dev = next(model.parameters()).device
+    return tuple(t.to(dev) for t in batch)
+
+
 def count_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
@@ -148,7 +159,7 @@ def predict_logits(model: TeacherModel, data: Encoded, batch_size: int = 64) -> 
     out = np.zeros((len(data), model.head.out_features), dtype=np.float32)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        out[idx] = model(*data.batch(idx)).float().numpy()
+        out[idx] = model(*_on(model, data.batch(idx))).float().cpu().numpy()
     return out
 
 
@@ -166,6 +177,8 @@ def train_teacher(
     Restores the best epoch's weights.  Returns a small training log."""
     rng = np.random.RandomState(seed)
     torch.manual_seed(seed)
+    dev = device()
+    model.to(dev)
     decay, no_decay = [], []
     for _name, p in model.named_parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
@@ -192,7 +205,7 @@ def train_teacher(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for idx in _length_batches(train.lengths, cfg.batch_size, rng):
-            loss = loss_fn(model(*train.batch(idx)), y_t[idx])
+            loss = loss_fn(model(*_on(model, train.batch(idx))), y_t[idx].to(dev))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -202,7 +215,7 @@ def train_teacher(
             if progress and (step % 10 == 0 or step == total):
                 rate = (time.monotonic() - t0) / step
                 progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=cfg.epochs,
-                         eta_s=rate * (total - step), loss=float(loss))
+                         eta_s=rate * (total - step), loss=float(loss.detach()))
             if step >= total:
                 break
         logits = predict_logits(model, val)
@@ -215,7 +228,7 @@ def train_teacher(
                      eta_s=(time.monotonic() - t0) / step * (total - step), val_qwk=val_qwk, val_loss=val_loss)
         if (val_qwk, -val_loss) > (best[0], -best[1]):
             best = (val_qwk, val_loss)
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best_epoch = epoch
             bad = 0
         else:
@@ -226,6 +239,7 @@ def train_teacher(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.to("cpu")  # evaluated, exported and timed on the CPU
     model.eval()
     log.update(steps=step, best_epoch=best_epoch, best_val_qwk=round(float(best[0]), 6),
                seconds=round(time.monotonic() - t0, 1))
