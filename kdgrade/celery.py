@@ -22,7 +22,7 @@ def _load_settings() -> None:
         exit_on_config_error(exc)
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
         # The server-less broker is a pair of folders; producers and workers need them.
-        for key in ("data_folder_in", "processed_folder"):
+        for key in ("data_folder_in", "processed_folder", "control_folder"):
             os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)
 
 

@@ -16,7 +16,7 @@ def prepare_data_dirs() -> None:
     for path in (settings.DATA_DIR, settings.MODELS_DIR, settings.MEDIA_ROOT):
         os.makedirs(path, exist_ok=True)
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        for key in ("data_folder_in", "processed_folder"):
+        for key in ("data_folder_in", "processed_folder", "control_folder"):
             os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)
 
 
