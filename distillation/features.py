@@ -81,13 +81,12 @@ def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (uint64 wrap-around)."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> _U64(30))
-        x = x * _MIX1
-        x = x ^ (x >> _U64(27))
-        x = x * _MIX2
-        return x ^ (x >> _U64(31))
+    """splitmix64 finaliser (uint64 arrays wrap around silently)."""
+    x = x ^ (x >> _U64(30))
+    x = x * _MIX1
+    x = x ^ (x >> _U64(27))
+    x = x * _MIX2
+    return x ^ (x >> _U64(31))
 
 
 class _Text:
@@ -105,9 +104,8 @@ class _Text:
         self.b = raw.astype(np.uint64) + _U64(1)
         n = len(self.b)
         self.pw, self.ipw = _power_tables(n + 1)
-        with np.errstate(over="ignore"):
-            self.prefix = np.zeros(n + 1, dtype=np.uint64)
-            np.cumsum(self.b * self.pw[:n], out=self.prefix[1:])
+        self.prefix = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(self.b * self.pw[:n], out=self.prefix[1:])
         is_sep = raw == ord("\n")
         self.is_sep = is_sep
         self.row_of = np.cumsum(is_sep, dtype=np.int64)  # row index of each byte (a separator opens its row)
@@ -120,14 +118,12 @@ class _Text:
 
     def segment_hash(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Position-independent hash of b[start:end] for each pair (vectorised)."""
-        with np.errstate(over="ignore"):
-            h = (self.prefix[end] - self.prefix[start]) * self.ipw[start]
-            return _mix(h + _GRAM * (end - start).astype(np.uint64))
+        h = (self.prefix[end] - self.prefix[start]) * self.ipw[start]
+        return _mix(h + _GRAM * (end - start).astype(np.uint64))
 
     def word_bigrams(self) -> tuple[np.ndarray, np.ndarray]:
         same = self.word_row[1:] == self.word_row[:-1]
-        with np.errstate(over="ignore"):
-            h = _mix(self.word_hash[:-1] * _PAIR + self.word_hash[1:])
+        h = _mix(self.word_hash[:-1] * _PAIR + self.word_hash[1:])
         return h[same], self.word_row[:-1][same]
 
     def char_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +131,7 @@ class _Text:
         if total < n:
             return np.zeros(0, np.uint64), np.zeros(0, np.int64)
         m = total - n + 1  # windows start at 0..m-1; slices only, no gathers
-        with np.errstate(over="ignore"):
-            h = (self.prefix[n:] - self.prefix[:m]) * self.ipw[:m] + _GRAM * _U64(n)
+        h = (self.prefix[n:] - self.prefix[:m]) * self.ipw[:m] + _GRAM * _U64(n)
         ok = (self.row_of[n - 1 :] == self.row_of[:m]) & ~self.is_sep[:m]
         return _mix(h[ok]), self.row_of[:m][ok]
 
@@ -144,6 +139,45 @@ class _Text:
 def _row_key(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
     """(row, hash) as one uint64 key: row in the top 24 bits, 40 bits of hash."""
     return (rows.astype(np.uint64) << _U64(40)) | (h & _U64((1 << 40) - 1))
+
+
+def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
+    """One hash per whole text (e.g. per question), from its words in order."""
+    if len(qt.word_hash) == 0:
+        return np.zeros(n_texts, np.uint64)
+    pos = np.arange(len(qt.word_hash)) - np.searchsorted(qt.word_row, qt.word_row, side="left")
+    contrib = qt.word_hash * qt.pw[pos]
+    out = np.zeros(n_texts, np.uint64)
+    np.add.at(out, qt.word_row, contrib)
+    return _mix(out)
+
+
+_CONTEXT_CACHE: dict[tuple, tuple] = {}
+_CONTEXT_CACHE_SIZE = 256
+
+
+def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> tuple:
+    """Word hashes of the (deduplicated) references and questions of a batch; cached, since a
+    serving process scores the same few items over and over.  Pure function of its arguments."""
+    key = (refs, questions)
+    hit = _CONTEXT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    rt = _Text(refs)
+    qt = _Text(questions)
+    rbi_h, rbi_r = rt.word_bigrams()
+    value = (
+        rt,
+        np.unique(_row_key(rt.word_row, rt.word_hash)),
+        np.unique(_row_key(rbi_r, rbi_h)),
+        qt,
+        np.unique(_row_key(qt.word_row, qt.word_hash)),
+        _text_ids(qt, len(questions)),
+    )
+    if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
+        _CONTEXT_CACHE.pop(next(iter(_CONTEXT_CACHE)))
+    _CONTEXT_CACHE[key] = value
+    return value
 
 
 def _dedupe(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -238,6 +272,10 @@ class Featurizer:
     def transform(self, responses: Sequence[str], questions=None, references=None) -> dict[str, np.ndarray]:
         """Features of ``responses`` (with the item's question and reference answer, one per response
         or one string for all) as ``{"bag": float32 [n, n_buckets], "dense": float32 [n, N_DENSE]}``."""
+        with np.errstate(over="ignore"):
+            return self._transform(responses, questions, references)
+
+    def _transform(self, responses, questions, references) -> dict[str, np.ndarray]:
         if isinstance(responses, str):
             raise TypeError("responses must be a sequence of strings, not one string")
         responses = [r if isinstance(r, str) else ("" if r is None else str(r)) for r in responses]
@@ -255,8 +293,7 @@ class Featurizer:
         mask = _U64(nb - 1)
 
         def add(h: np.ndarray, r: np.ndarray, ns: int) -> None:
-            with np.errstate(over="ignore"):
-                bucket = (_mix(h ^ _NS[ns]) & mask).astype(np.int64)
+            bucket = (_mix(h ^ _NS[ns]) & mask).astype(np.int64)
             bucket += r * nb
             flat.append(bucket)
             chunk_rows.append((r, ns))
@@ -275,12 +312,7 @@ class Featurizer:
         # Relations with the reference answer and the question (texts deduplicated: usually one per item)
         uniq_ref, ref_id = _dedupe(references)
         uniq_q, q_id = _dedupe(questions)
-        rt = _Text(uniq_ref)
-        qt = _Text(uniq_q)
-        rbi_h, rbi_r = rt.word_bigrams()
-        ref_uni = np.unique(_row_key(rt.word_row, rt.word_hash))
-        ref_bi = np.unique(_row_key(rbi_r, rbi_h))
-        q_uni = np.unique(_row_key(qt.word_row, qt.word_hash))
+        rt, ref_uni, ref_bi, _qt, q_uni, qh = _context(tuple(uniq_ref), tuple(uniq_q))
 
         # response words keyed by their row's reference / question
         w_in_ref = np.isin(_row_key(ref_id[t.word_row], t.word_hash), ref_uni)
@@ -288,12 +320,9 @@ class Featurizer:
         w_in_q = np.isin(_row_key(q_id[t.word_row], t.word_hash), q_uni)
         if self.use_reference:
             add(t.word_hash[w_in_ref], t.word_row[w_in_ref], 3)
-            with np.errstate(over="ignore"):
-                add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], 3)
+            add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], 3)
         if self.cross_question:
-            qh = self._text_ids(qt, len(uniq_q))
-            with np.errstate(over="ignore"):
-                add(_mix(t.word_hash * _PAIR + qh[q_id[t.word_row]]), t.word_row, 4)
+            add(_mix(t.word_hash * _PAIR + qh[q_id[t.word_row]]), t.word_row, 4)
 
         # weight: 1/sqrt(occurrences of the namespace in the row)
         with np.errstate(divide="ignore"):
@@ -304,19 +333,6 @@ class Featurizer:
 
         dense = self._dense(t, rt, ref_id, ref_uni, ref_bi, w_in_ref, w_in_q, bi_h, bi_r, n)
         return {"bag": bag, "dense": dense}
-
-    @staticmethod
-    def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
-        """One hash per whole text (e.g. per question), from its words."""
-        if len(qt.word_hash) == 0:
-            return np.zeros(n_texts, np.uint64)
-        with np.errstate(over="ignore"):
-            # order-dependent sum of word hashes: position weights from the power table
-            pos = np.arange(len(qt.word_hash)) - np.searchsorted(qt.word_row, qt.word_row, side="left")
-            contrib = qt.word_hash * qt.pw[pos]
-            out = np.zeros(n_texts, np.uint64)
-            np.add.at(out, qt.word_row, contrib)
-        return _mix(out)
 
     @staticmethod
     def _dense(t, rt, ref_id, ref_uni, ref_bi, w_in_ref, w_in_q, bi_h, bi_r, n) -> np.ndarray:
