@@ -17,8 +17,10 @@ class DeploymentInline(admin.TabularInline):
 
 
 class PlatformForm(forms.ModelForm):
-    moodle_site = forms.URLField(required=False, assume_scheme="https", help_text="Moodle preset: your Moodle site URL, e.g. "
-                                 "https://moodle.school.org (it is the issuer).")
+    moodle_site = forms.URLField(
+        required=False, assume_scheme="https",
+        help_text="Moodle preset: your Moodle site URL, e.g. https://moodle.school.org (it is the issuer).",
+    )
 
     class Meta:
         model = Platform

@@ -27,6 +27,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jwt
 from jwcrypto.jwk import JWK
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.membership import Context as NrpsContext
@@ -145,6 +146,10 @@ class DevPlatform:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def rotate_keys(self) -> None:
+        """A new platform key pair: tokens it issued before no longer verify."""
+        self.private_pem, self.public_pem = _rsa_pems()
 
     @property
     def urls(self) -> dict[str, str]:
@@ -431,6 +436,10 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
                     service = platform._nrps(req, parts[1])
                     return self._service_reply(service.handle_resp(service.handle_get_members))
                 return self._reply(404, json.dumps({"error": "not found"}))
+            except jwt.InvalidTokenError as exc:
+                # lti1p3platform's service authentication lets PyJWT's error escape for a token it
+                # cannot verify (e.g. signed by a key it no longer holds); an LMS answers 401.
+                return self._reply(401, json.dumps({"error": f"invalid token: {exc}"}))
             except (BrokenPipeError, ConnectionResetError):
                 return None
 

@@ -149,7 +149,7 @@ def _post_one(slot: GradeSlot, row: GradeOutbox, owner: str) -> bool:
     except ags.ServiceError as exc:
         attempts = row.attempts + 1
         if exc.retryable:
-            delay = max(exc.retry_after or 0.0, backoff_seconds(attempts))
+            delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(attempts)
             GradeOutbox.objects.filter(pk=row.pk, state=GradeOutbox.State.PENDING).update(
                 last_status=exc.status, last_error=exc.reason[:1000],
                 next_attempt_at=timezone.now() + timedelta(seconds=delay),
