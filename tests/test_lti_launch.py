@@ -10,8 +10,14 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from kdgrade.lti.devplatform import ROLE_ADMIN, ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec
-from kdgrade.lti.devplatform import register_in_kdgrade
+from kdgrade.lti.devplatform import (
+    ROLE_ADMIN,
+    ROLE_INSTRUCTOR,
+    ROLE_LEARNER,
+    DevPlatform,
+    LaunchSpec,
+    register_in_kdgrade,
+)
 from kdgrade.lti.keys import rotate_keys
 from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
 from kdgrade.lti.testing import Browser, ls_token

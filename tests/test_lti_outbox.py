@@ -18,8 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kdgrade.lti import grading, outbox
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, Fault, LaunchSpec
-from kdgrade.lti.devplatform import register_in_kdgrade
+from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, DevPlatform, Fault, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import Context, GradeOutbox, LaunchSession, LtiAssignment, Platform, ResourceLink
 from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, RubricLevel, Score, Submission
@@ -258,7 +257,7 @@ def test_permanent_4xx_fails_visibly_with_its_reason_and_can_be_retried_by_hand(
     (Fault(status=200, delay=1.2), (24, 30), "timed out"),
 ])
 def test_transient_failures_are_retried_with_backoff(lms, course, settings, fault, retry_in, reason):
-    assignment, link = _in_process(lms, settings, course)
+    assignment, _link = _in_process(lms, settings, course)
     lms.gradebook.score_fault = lambda payload, n: fault
     s = answer(assignment, "student-1", 1)
     release(s, 1)
@@ -283,7 +282,7 @@ def test_network_error_is_retried(lms, course, settings):
 
 
 def test_access_token_is_cached_and_refreshed_on_401(lms, course, settings):
-    assignment, link = _in_process(lms, settings, course)
+    assignment, _link = _in_process(lms, settings, course)
     a, b = answer(assignment, "student-1", 1), answer(assignment, "student-2", 1)
     release(a, 1)
     assert _deliver(a).state == GradeOutbox.State.SENT
