@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from kdgrade.lti import outbox
-from kdgrade.lti.models import GradeOutbox, LaunchSession, LtiAssignment, Membership, ResourceLink
+from kdgrade.lti.models import Context, GradeOutbox, LaunchSession, LtiAssignment, Membership, ResourceLink
 from scoring.models import Assignment, Item, ModelVersion, Score, Submission
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,8 @@ def review(session: LaunchSession, assignment: Assignment) -> ReviewPage:
     learners = Membership.objects.filter(context=session.context, is_learner=True, active=True).select_related("user")
     not_answered = sorted((m.user.name or m.user.sub) for m in learners if m.user.sub not in answered)
     return ReviewPage(assignment=assignment, rows=rows, not_answered=not_answered,
-                      roster_synced=session.context.roster_synced_at is not None, failures=failures,
+                      roster_synced=Context.objects.filter(pk=session.context_id,
+                                                           roster_synced_at__isnull=False).exists(), failures=failures,
                       posts_grades=outbox.link_posts_grades(_link(session, assignment)))
 
 
