@@ -130,7 +130,7 @@ def dynamic_register(openid_configuration: str, registration_token: str, base: s
     """LTI Dynamic Registration (tool side): read the platform's OpenID configuration, register kdgrade
     at its registration endpoint, and record the platform and its deployment."""
     parts = urlsplit(openid_configuration)
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not settings.DEBUG):
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and settings.PRODUCTION):
         raise RegistrationFailed("The OpenID configuration URL must be https.")
     conf = _get_json("GET", openid_configuration, "OpenID configuration")
     issuer = str(conf.get("issuer", ""))

@@ -125,6 +125,8 @@ class DevPlatform:
         self.gradebook = Gradebook()
         self._launches: dict[str, LaunchSpec] = {}
         self._dl_context = "course-1"
+        self.tool_registration: dict | None = None
+        self.registration_token = secrets.token_urlsafe(16)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -146,6 +148,118 @@ class DevPlatform:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def tool_urls(self) -> dict[str, str]:
+        """kdgrade's URLs: from its Dynamic Registration when it registered that way, else the defaults."""
+        reg = self.tool_registration
+        if reg:
+            return {"login": reg["initiate_login_uri"], "launch": reg["redirect_uris"][0], "jwks": reg["jwks_uri"]}
+        return {"login": f"{self.tool_base}/lti/login/", "launch": f"{self.tool_base}/lti/launch/",
+                "jwks": f"{self.tool_base}/lti/jwks/"}
+
+    # --- LTI Dynamic Registration, platform side -----------------------------------------------
+    # lti1p3platform has no Dynamic Registration: this part is hand-written after the IMS spec
+    # (https://www.imsglobal.org/spec/lti-dr/v1p0), the only hand-rolled piece of this platform.
+
+    def registration_start_url(self, tool_register_url: str) -> str:
+        """The URL the LMS opens (in a window) to start Dynamic Registration with a tool."""
+        query = urlencode({"openid_configuration": f"{self.base}/.well-known/openid-configuration",
+                           "registration_token": self.registration_token})
+        return f"{tool_register_url}?{query}"
+
+    def _openid_configuration(self) -> dict:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.base}/auth",
+            "token_endpoint": f"{self.base}/token",
+            "jwks_uri": f"{self.base}/jwks",
+            "registration_endpoint": f"{self.base}/register",
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["id_token"],
+            "scopes_supported": ["openid", "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                                 "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                                 "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"],
+            "claims_supported": ["iss", "sub", "name"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "kdgrade-devplatform", "version": "1",
+                "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}],
+            },
+        }
+
+    def _register(self, req: _HandlerRequest) -> tuple[int, dict]:
+        if req.headers.get("Authorization") != f"Bearer {self.registration_token}":
+            return 401, {"error": "invalid registration token"}
+        body = req.json or {}
+        conf = body.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {}
+        problems = [
+            name for name, ok in [
+                ("initiate_login_uri", str(body.get("initiate_login_uri", "")).startswith("http")),
+                ("redirect_uris", bool(body.get("redirect_uris"))),
+                ("jwks_uri", str(body.get("jwks_uri", "")).startswith("http")),
+                ("response_types", body.get("response_types") == ["id_token"]),
+                ("grant_types", {"implicit", "client_credentials"} <= set(body.get("grant_types") or [])),
+                ("token_endpoint_auth_method", body.get("token_endpoint_auth_method") == "private_key_jwt"),
+                ("lti-tool-configuration", bool(conf.get("target_link_uri") and conf.get("domain"))),
+            ] if not ok
+        ]
+        if problems:
+            return 400, {"error": "invalid_client_metadata", "error_description": ", ".join(problems)}
+        self.client_id = f"dyn-{secrets.token_hex(4)}"
+        self.tool_registration = body
+        answer = {**body, "client_id": self.client_id,
+                  "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                      **conf, "deployment_id": self.deployment_id}}
+        return 200, answer
+
+    # --- the launcher page (development: play the LMS in a browser) ------------------------------
+
+    DEV_USERS: t.ClassVar[dict[str, tuple[str, list[str]]]] = {
+        "teacher": ("dev-teacher", [ROLE_INSTRUCTOR]),
+        "student": ("dev-student-1", [ROLE_LEARNER]),
+        "student2": ("dev-student-2", [ROLE_LEARNER]),
+    }
+
+    def _launcher_page(self, handler: BaseHTTPRequestHandler, req: _HandlerRequest) -> None:
+        q = req.get_data
+        if req.path.rstrip("/") == "/launch":
+            user_id, roles = self.DEV_USERS.get(q.get("as", ""), self.DEV_USERS["student"])
+            if q.get("dl"):
+                spec = LaunchSpec(user_id, roles, name=user_id, deep_linking=True)
+            else:
+                rec = next((r for r in self.gradebook.deep_link_items if r["resource_link_id"] == q.get("link")), None)
+                if rec is None:
+                    return handler._reply(404, "unknown link", "text/plain")
+                spec = LaunchSpec(user_id, roles, name=user_id.replace("-", " ").title(),
+                                  resource_link_id=rec["resource_link_id"], custom=rec["item"].get("custom") or {},
+                                  lineitem_id=rec["lineitem_id"])
+            return handler._reply(302, "", "text/plain", {"Location": self.login_url(spec)})
+        rows = []
+        for rec in self.gradebook.deep_link_items:
+            link = html.escape(rec["resource_link_id"])
+            title = html.escape(str(rec["item"].get("title", "")))
+            buttons = " ".join(f'<a href="/launch?as={who}&link={link}">open as {who}</a>'
+                               for who in ("student", "student2", "teacher"))
+            rows.append(f"<li>{title}: {buttons}</li>")
+        with self.gradebook.lock:
+            grades = "".join(
+                f"<tr><td>{html.escape(self.gradebook.lineitems.get(lid, {}).get('label', lid))}</td>"
+                f"<td>{html.escape(user)}</td><td>{html.escape(str(r.get('scoreGiven', '')))}</td>"
+                f"<td>{html.escape(r.get('gradingProgress', ''))}</td><td>{html.escape(r.get('comment', ''))}</td></tr>"
+                for (lid, user), r in self.gradebook.results.items())
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Development LMS</title></head>'
+            '<body style="font-family:system-ui;max-width:50rem;margin:2rem auto">'
+            "<h1>Development LMS (plays Canvas or Moodle for kdgrade)</h1>"
+            f"<p>Course <strong>course-1</strong>, platform {html.escape(self.issuer)}.</p>"
+            '<p><a href="/launch?as=teacher&dl=1">Add a kdgrade question (as the teacher, Deep Linking)</a></p>'
+            f"<h2>Activities</h2><ul>{''.join(rows) or '<li>None yet: add one above.</li>'}</ul>"
+            "<h2>Gradebook</h2><table><thead><tr><th>Column</th><th>User</th><th>Score</th><th>Progress</th>"
+            f"<th>Comment</th></tr></thead><tbody>{grades}</tbody></table>"
+            '<p><a href="/">Refresh</a></p></body></html>')
+        return handler._reply(200, page, "text/html; charset=utf-8")
 
     def rotate_keys(self) -> None:
         """A new platform key pair: tokens it issued before no longer verify."""
@@ -171,10 +285,11 @@ class DevPlatform:
                 reg = Registration()
                 reg.set_iss(platform.issuer).set_client_id(platform.client_id)
                 reg.set_deployment_id(platform.deployment_id)
-                reg.set_oidc_login_url(f"{platform.tool_base}/lti/login/")
-                reg.set_launch_url(f"{platform.tool_base}/lti/launch/")
-                reg.set_deeplink_launch_url(f"{platform.tool_base}/lti/launch/")
-                reg.set_tool_key_set_url(f"{platform.tool_base}/lti/jwks/")
+                tool = platform.tool_urls
+                reg.set_oidc_login_url(tool["login"])
+                reg.set_launch_url(tool["launch"])
+                reg.set_deeplink_launch_url(tool["launch"])
+                reg.set_tool_key_set_url(tool["jwks"])
                 reg.set_platform_public_key(platform.public_pem)
                 reg.set_platform_private_key(private_pem or platform.private_pem)
                 return reg
@@ -345,7 +460,7 @@ class DevPlatform:
                     self._dl_context, line.get("label", item.get("title", "")),
                     line["scoreMaximum"], rl_id, line.get("resourceId", ""))
             self.gradebook.deep_link_items.append(record)
-        return 200, "<p>Added to the course.</p>"
+        return 200, '<p>Added to the course. <a href="/">Back to the course</a></p>'
 
 
 def _parse_ts(value: str) -> datetime:
@@ -399,6 +514,13 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
             req = _HandlerRequest((self, body))
             parts = [p for p in urlsplit(self.path).path.split("/") if p]
             try:
+                if parts == [".well-known", "openid-configuration"]:
+                    return self._reply(200, json.dumps(platform._openid_configuration()))
+                if parts == ["register"] and self.command == "POST":
+                    status, answer = platform._register(req)
+                    return self._reply(status, json.dumps(answer))
+                if not parts or parts == ["launch"]:
+                    return platform._launcher_page(self, req)
                 if parts == ["jwks"]:
                     return self._reply(200, json.dumps(platform.conf().get_jwks()))
                 if parts == ["token"] and self.command == "POST":
