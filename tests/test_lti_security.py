@@ -179,6 +179,8 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
                                             "not a kdgrade page"),
     "target link in the id_token other than the login's": (
         _bad_launch(extra_claims={TARGET: "https://evil.example/lti/launch/"}), 400, "target link"),
+    "learner sends a Deep Linking request (adding content)": (_bad_launch(deep_linking=True), 403,
+                                                               "Only instructors"),
     "learner opens the instructor's review page": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/review/"), 403, "instructors"),
     "learner posts an override": (
