@@ -148,14 +148,20 @@ def test_onnx_parity_and_refusal():
 
 def test_distill_command_end_to_end(tmp_path):
     out = tmp_path / "out"
+    unlabelled = tmp_path / "unscored.csv"
+    unlabelled.write_text("item_id,question,reference_answer,response\n"
+                          "plant-light,What do plants need light for?,Photosynthesis.,to make sugar\n"
+                          "plant-light,What do plants need light for?,Photosynthesis.,so they are warm\n"
+                          "heat-spoon,Why?,Metal conducts.,metal conducts\n")
     stdout, stderr = StringIO(), StringIO()
     call_command("distill", "--train", str(DATA), "--out", str(out), "--tiny", "--items", "plant-light",
-                 "--seed", "3", stdout=stdout, stderr=stderr)
+                 "--unlabelled", str(unlabelled), "--seed", "3", stdout=stdout, stderr=stderr)
     progress = stderr.getvalue()
     assert "[plant-light] teacher" in progress and "epoch 1/" in progress and "step " in progress
     assert "left" in progress and "ONNX parity: max abs probability difference" in progress
     report = json.loads((out / "report.json").read_text())
     assert list(report["items"]) == ["plant-light"]
+    assert report["items"]["plant-light"]["n_soft_labelled"]["unlabelled"] == 2
     assert "plant-light: student QWK" in stdout.getvalue()
     artifact.verify(out / "plant-light")
     assert json.loads((out / "plant-light" / "config.json").read_text())["seed"] == 3
