@@ -13,15 +13,37 @@ from scoring.models import Item, ModelVersion, RubricLevel, Score, Submission
 # --- requests -------------------------------------------------------------------------------------
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string (DRF's CharField would turn 42 into "42").  Characters no text
+    database can store (NUL, unpaired surrogates) become U+FFFD instead of failing the request."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if type(v).__name__ not in _CLEANED]
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if "\x00" in data:
+            data = data.replace("\x00", "\ufffd")
+        if not data.isascii():
+            data = data.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return super().to_internal_value(data)
+
+
+_CLEANED = {"ProhibitNullCharactersValidator", "ProhibitSurrogateCharactersValidator"}
+
+
 class AnswerIn(serializers.Serializer):
-    response = serializers.CharField(
+    response = StrictCharField(
         allow_blank=True,
         trim_whitespace=False,
+        max_length=settings.KDGRADE_MAX_ANSWER_CHARS,  # checked first by the view: 413, not 400
         help_text=f"The student's answer, at most KDGRADE_MAX_ANSWER_CHARS characters "
         f"({settings.KDGRADE_MAX_ANSWER_CHARS} here; longer is refused with 413 answer_too_long). "
         "An empty or unscorable answer is accepted and flagged, not refused.",
     )
-    learner_ref = serializers.CharField(
+    learner_ref = StrictCharField(
         required=False, allow_blank=True, default="", max_length=255,
         help_text="Opaque learner id of your system (never a name).",
     )
@@ -36,8 +58,8 @@ class ScoreRequest(AnswerIn):
 
 
 class BatchScoreRequest(serializers.Serializer):
-    responses = AnswerIn(
-        many=True, allow_empty=False,
+    responses = serializers.ListField(
+        child=AnswerIn(), allow_empty=False, min_length=1, max_length=settings.KDGRADE_MAX_BATCH,
         help_text=f"1 to KDGRADE_MAX_BATCH answers ({settings.KDGRADE_MAX_BATCH} here; more is refused "
         "with 413 batch_too_large).",
     )

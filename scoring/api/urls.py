@@ -14,5 +14,5 @@ urlpatterns = [
     path("items/<str:item_id>/score/", views.ScoreView.as_view(), name="score"),
     path("items/<str:item_id>/score-batch/", views.BatchScoreView.as_view(), name="score-batch"),
     path("submissions/<int:submission_id>/", views.SubmissionDetailView.as_view(), name="submission"),
-    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="not-found"),  # any path, newlines too
 ]

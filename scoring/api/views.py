@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,6 +45,7 @@ ITEM_ID = OpenApiParameter(
 
 class ApiView(APIView):
     renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
 
     def get_exception_handler(self):
         return errors.exception_handler
