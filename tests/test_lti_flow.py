@@ -103,7 +103,7 @@ def test_deep_linking_answers_gradebook_and_roster(live_server, demo_item):
         # 3. The teacher switches to "after review"; the next answer shows in the LMS as needing grading.
         review = teacher.launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR], name="T. Eacher",
                                                 resource_link_id=record["resource_link_id"], custom=item["custom"],
-                                                lineitem_id=record["lineitem_id"]))
+                                                lineitem_id=record["lineitem_id"], nrps_query="limit=2"))
         assert "/review/" in review.url
         review_url, t_token = review.url.split("?")[0], ls_token(review.url)
         saved = teacher.post(review_url, {"ls": t_token, "action": "settings", "release": "after_review",
@@ -128,7 +128,8 @@ def test_deep_linking_answers_gradebook_and_roster(live_server, demo_item):
                            message="Bob's released grade")
         assert final["scoreGiven"] == bob_score.model_score
 
-        # 5. NRPS: the roster from the platform shows who has not answered.
+        # 5. NRPS: the roster from the platform (in pages of 2, linked by rel="next") shows who has not
+        # answered.
         lms.set_members("course-1", [
             {"user_id": "teacher-1", "name": "T. Eacher", "roles": [ROLE_INSTRUCTOR]},
             {"user_id": "student-1", "name": "Ada", "roles": [ROLE_LEARNER]},

@@ -94,19 +94,33 @@ def test_launch_in_a_cross_site_iframe_that_drops_every_cookie_still_works(lms, 
     assert bare.status_code == 401
 
 
-def test_rotating_the_tool_key_during_a_deep_link_keeps_the_old_key_published(lms, live_server):
-    """A message signed just before a rotation still verifies: the old key stays on the JWKS."""
+def test_rotating_the_tool_key_during_a_deep_link_does_not_break_it(lms, live_server):
+    """A Deep Linking response signed just before a rotation still verifies at the platform (the old key
+    stays published); once the old key is retired, such a response no longer would."""
     from kdgrade.lti import keys
+    from kdgrade.lti.testing import parse_form
+    from scoring.models import ModelVersion
 
+    item = Item.objects.create(external_id="rot-item", title="Rotation item", question="Q?", score_min=0,
+                               score_max=2)
+    ModelVersion.objects.create(item=item, version=1, status=ModelVersion.Status.ACTIVE)
     old = keys.signing_key()
+    browser = Browser()
+    picker = browser.launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR], deep_linking=True))
+    back = browser.post(picker.url.split("?")[0], {"ls": ls_token(picker.url), "item": item.pk, "title": "T",
+                                                   "release": "immediate"})
+    form = parse_form(back.text)  # signed with the old key; the browser has not posted it yet
     new = rotate_keys()
-    published = {k["kid"] for k in requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()["keys"]}
-    assert {old.kid, new.kid} <= published
-    assert keys.signing_key().kid == new.kid
-    # Retiring after the grace period removes the old key, never the signing one.
+    assert keys.signing_key().kid == new.kid != old.kid
+    done = browser.http.post(form["_action"], data={"JWT": form["JWT"]}, timeout=30)
+    assert done.status_code == 200, done.text
+    assert len(lms.gradebook.deep_link_items) == 1
+    # After the grace period the old key leaves the JWKS: the same response is then refused.
     assert keys.retire_keys(older_than_hours=0) == 1
     published = {k["kid"] for k in requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()["keys"]}
     assert published == {new.kid}
+    late = browser.http.post(form["_action"], data={"JWT": form["JWT"]}, timeout=30)
+    assert late.status_code == 400 and len(lms.gradebook.deep_link_items) == 1
 
 
 def test_jwks_publishes_public_keys_only(live_server):

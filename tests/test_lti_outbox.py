@@ -294,3 +294,15 @@ def test_access_token_is_cached_and_refreshed_on_401(lms, course, settings):
     release(a, 2)
     assert _deliver(a).state == GradeOutbox.State.SENT
     assert lms.gradebook.token_requests == tokens + 1
+
+
+def test_an_existing_line_item_of_the_link_is_found_not_duplicated(lms, course, settings):
+    assignment, link = _in_process(lms, settings, course)
+    n = lms.add_lineitem("course-1", "Made by the LMS", 2, resource_link_id="link-1")
+    s = answer(assignment, "student-1", 1)
+    release(s, 1)
+    assert _deliver(s).state == GradeOutbox.State.SENT
+    link.refresh_from_db()
+    assert link.lineitem_url == f"{lms.base}/ags/course-1/lineitems/{n}"
+    assert len(lms.gradebook.lineitems) == 1
+    assert lms.gradebook.result(link.lineitem_url, "student-1")["scoreGiven"] == 1

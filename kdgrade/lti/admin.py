@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -50,6 +51,7 @@ class PlatformForm(forms.ModelForm):
 @admin.register(Platform)
 class PlatformAdmin(admin.ModelAdmin):
     form = PlatformForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "preset", "issuer", "client_id", "is_active"]
     inlines = [DeploymentInline]
 

@@ -67,6 +67,7 @@ class LaunchSpec:
     extra_claims: dict[str, t.Any] = field(default_factory=dict)
     expiration: int = 300
     rogue_key: bool = False  # sign with a key the platform does not publish
+    nrps_query: str = ""  # e.g. "limit=2": the roster comes in pages linked by rel="next"
 
 
 @dataclass
@@ -344,7 +345,8 @@ class DevPlatform:
                 lineitem = f"{gradebook_base}/lineitems/{spec.lineitem_id}" if spec.lineitem_id else None
                 launch.set_ags(f"{gradebook_base}/lineitems", lineitem, allow_creating_lineitems=True)
         if spec.nrps:
-            launch.set_nrps(f"{self.base}/nrps/{spec.context_id}/memberships")
+            query = f"?{spec.nrps_query}" if spec.nrps_query else ""
+            launch.set_nrps(f"{self.base}/nrps/{spec.context_id}/memberships{query}")
         launch.set_id_token_expiration(spec.expiration)
         if spec.extra_claims:
             launch.set_extra_claims(spec.extra_claims)
