@@ -363,3 +363,9 @@ def session_for(token: str) -> LaunchSession | None:
         .filter(token=token, expires_at__gt=timezone.now())
         .first()
     )
+
+
+def purge_expired_sessions(older_than_hours: float = 24) -> int:
+    """Delete launch sessions that expired more than `older_than_hours` ago (the beat sweep calls this)."""
+    cutoff = timezone.now() - timedelta(hours=older_than_hours)
+    return LaunchSession.objects.filter(expires_at__lt=cutoff).delete()[0]

@@ -18,7 +18,11 @@ def deliver_grades(slot_id: int) -> str:
 
 @shared_task(name="kdgrade.lti.sweep_outbox", ignore_result=True)
 def sweep_outbox() -> int:
-    """Beat: queue every due grade post whose task was lost (broker hiccup, killed worker)."""
+    """Beat: queue every due grade post whose task was lost (broker hiccup, killed worker); drop old
+    expired launch sessions."""
+    from kdgrade.lti.launch import purge_expired_sessions
+
+    purge_expired_sessions()
     return outbox.sweep()
 
 
