@@ -59,6 +59,7 @@ _WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 _VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœ")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qwertzuiop", "yxcvbnm")
 _KEY_RUNS = frozenset(r[i : i + 5] for row in _KEYBOARD_ROWS for r in (row, row[::-1]) for i in range(len(r) - 4))
+_KEY_RUNS4 = frozenset(r[i : i + 4] for row in _KEYBOARD_ROWS for r in (row, row[::-1]) for i in range(len(r) - 3))
 _TRIPLE = re.compile(r"(.)\1\1")
 _CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}")
 
@@ -104,7 +105,8 @@ STOPWORDS: dict[str, frozenset[str]] = {
     ),
     "nl": _wordset(
         """de het een en of maar als omdat dat die van te in met zonder voor op is zijn was waren hebben heeft
-        ik jij hij zij wij ze mijn jouw zijn niet ja nee hoe wanneer waar heel meer ook nog er dit deze"""
+        ik jij hij zij wij ze mijn jouw zijn niet ja nee hoe wanneer waar heel meer ook nog er dit deze dan
+        daarom aan bij naar uit om wordt worden door"""
     ),
 }
 # Languages written in the Latin script (an answer mostly in another script is in another language).
@@ -121,29 +123,35 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def _implausible_uncached(original: str) -> bool:
+MASH, RUN_TOGETHER = 1, 2
+
+
+def _implausible_uncached(original: str) -> int:
+    """0 for a plausible word; MASH for a word no language writes (no vowel, adjacent keys, a triple
+    letter); RUN_TOGETHER for 25+ letters that read like words written without spaces."""
     token = original.lower()
     n = len(token)
     if n >= LONG_TOKEN:
-        return True
+        vowels = sum(1 for c in token if c in _VOWELS)
+        return RUN_TOGETHER if vowels / n >= 0.25 and not _TRIPLE.search(token) else MASH
     if n < 4 or (original.isupper() or (not original.islower() and not original.istitle())):
         # short words and acronyms / mixed case (DNA, mRNA, pH) are fine, unless "AAAA"
-        return n >= 4 and _TRIPLE.search(token) is not None
+        return MASH if n >= 4 and _TRIPLE.search(token) is not None else 0
+    if n == 4 and token in _KEY_RUNS4:  # "asdf", "fdsa", "qwer"
+        return MASH
     vowels = sum(1 for c in token if c in _VOWELS)
     if vowels == 0:
-        return True
-    if n >= 8 and vowels / n < 0.15:
-        return True
+        return MASH
     if _TRIPLE.search(token) or _CONSONANT_RUN.search(token):
-        return True
-    return n >= 5 and any(token[i : i + 5] in _KEY_RUNS for i in range(n - 4))
+        return MASH
+    return MASH if n >= 5 and any(token[i : i + 5] in _KEY_RUNS for i in range(n - 4)) else 0
 
 
-_implausible_cache: dict[str, bool] = {}
+_implausible_cache: dict[str, int] = {}
 
 
-def _implausible(original: str) -> bool:
-    """A word no language writes: no vowel, a mash of adjacent keys, a triple letter, 25+ letters."""
+def _implausible(original: str) -> int:
+    """The word's implausibility (0, MASH or RUN_TOGETHER), cached: answers reuse their words."""
     hit = _implausible_cache.get(original)
     if hit is None:
         if len(_implausible_cache) > 200_000:
@@ -232,6 +240,8 @@ def _wrong_language(text: str, tokens: list[str], language: str, hits: dict[str,
 
 def _keyword_list(tokens: list[str], language: str, hits: dict[str, int], *, wrong_language: bool) -> bool:
     """Words without the glue of a sentence, or the same few content words over and over."""
+    if len(tokens) >= 3 and len(set(tokens)) == 1:  # "bla bla bla"
+        return True
     own = STOPWORDS.get(language, frozenset())
     content = [t for t in tokens if len(t) > 1 and t not in own]
     if len(content) >= REPEAT_MIN_WORDS and len(set(content)) / len(content) <= REPEAT_MAX_UNIQUE_RATIO:
@@ -258,10 +268,15 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
         flags.append(WRONG_LANGUAGE)
     if question and _is_copy(tokens, question_index(question)):
         flags.append(COPY_OF_QUESTION)
-    # digits only ("100") is left alone: a number can be the answer
-    bad = sum(1 for o in originals if _implausible(o))
-    if bad and (bad == n if n <= 2 else bad / n >= GIBBERISH_MIN_SHARE):
-        flags.append(GIBBERISH)
+    # Letter-shape rules are for Latin-script items, and for text in the item's language; digits only
+    # ("100") is left alone: a number can be the answer.
+    latin = language in LATIN_LANGUAGES and WRONG_LANGUAGE not in flags
+    kinds = [_implausible(o) for o in originals] if latin else []
+    mash = kinds.count(MASH)
+    run_together = kinds.count(RUN_TOGETHER)
+    if (mash or run_together) and (mash + run_together) / n >= GIBBERISH_MIN_SHARE:
+        # words written without spaces ("anaphasemetaphaseprophase") are a keyword list, not noise
+        flags.append(GIBBERISH if mash >= run_together else KEYWORD_LIST)
     elif _keyword_list(tokens, language, hits, wrong_language=WRONG_LANGUAGE in flags):
         flags.append(KEYWORD_LIST)
     return flags

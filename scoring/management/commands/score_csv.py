@@ -31,8 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--model", type=Path, help="A model-version directory to use for every row.")
 
     def handle(self, *args: object, **options: object) -> None:
-        src: Path = options["csv"]
-        out: Path = options["out"]
+        src = Path(options["csv"])
+        out = Path(options["out"])
         try:
             with src.open(encoding="utf-8-sig", newline="") as handle:
                 reader = csv.DictReader(handle)
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         fixed: LoadedModel | None = None
         if options["model"]:
             try:
-                fixed = open_model(options["model"])
+                fixed = open_model(Path(options["model"]))
             except ModelLoadError as exc:
                 raise CommandError(f"--model: {exc}") from None
 

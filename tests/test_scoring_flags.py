@@ -1,0 +1,61 @@
+"""Flags for answers the model should not score on its own (pure Python, no database)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import pytest
+
+from scoring.flags import ALL_FLAGS, FLAG_MESSAGES, check_response, declines
+from tests.scoring_support import DEMO_CSV, ROOT
+
+pytestmark = pytest.mark.ml
+
+CRAFTED = json.loads((ROOT / "bench" / "scoring_crafted_non_answers.json").read_text(encoding="utf-8"))
+with DEMO_CSV.open(encoding="utf-8", newline="") as _handle:
+    DEMO_ROWS = list(csv.DictReader(_handle))
+QUESTION = DEMO_ROWS[0]["question"]
+
+
+@pytest.mark.parametrize("kind", ["empty", "too_short", "too_long", "wrong_language", "copy_of_question",
+                                  "gibberish", "keyword_list"])
+def test_each_kind_of_crafted_non_answer_is_caught_by_its_flag(kind):
+    for text in CRAFTED[kind]:
+        flags = check_response(text, question=QUESTION)
+        assert kind in flags, (text, flags)
+        assert declines(flags)
+
+
+def test_real_answers_and_controls_are_not_flagged():
+    for text in [r["response"] for r in DEMO_ROWS] + CRAFTED["scorable_controls"]:
+        assert check_response(text, question=QUESTION) == [], text
+
+
+def test_short_real_answers_numbers_and_acronyms_pass():
+    for text in ["Celsius.", "Evaporation", "DNA and mRNA", "9.8 m/s2", "100", "pH 7", "It's the strength."]:
+        assert check_response(text, question=QUESTION) == [], text
+
+
+def test_the_language_of_the_item_counts():
+    spanish = CRAFTED["wrong_language"][0]
+    assert check_response(spanish, question=QUESTION, language="es") == []
+    assert check_response(spanish, question=QUESTION, language="en") == ["wrong_language"]
+    assert "wrong_language" in check_response(DEMO_ROWS[0]["response"], language="es-MX")
+    # no letter-shape rules for an item in a non-Latin script: nothing to say about "金属导热"
+    assert check_response("金属比木头更容易导热", language="zh") == []
+
+
+def test_low_confidence_alone_does_not_decline_and_every_flag_has_a_message():
+    assert not declines(["low_confidence"]) and declines(["gibberish", "low_confidence"])
+    assert set(FLAG_MESSAGES) == set(ALL_FLAGS) and all(FLAG_MESSAGES.values())
+
+
+def test_flags_are_cheap():
+    texts = [r["response"] for r in DEMO_ROWS] * 30
+    start = time.perf_counter()
+    for text in texts:
+        check_response(text, question=QUESTION)
+    per_answer = (time.perf_counter() - start) / len(texts)
+    assert per_answer < 200e-6, f"{per_answer * 1e6:.0f} µs per answer"
