@@ -17,6 +17,12 @@ class DeploymentInline(admin.TabularInline):
     extra = 1
 
 
+def _https_urls(field: models.Field, **kwargs: object) -> forms.Field | None:
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
 class PlatformForm(forms.ModelForm):
     moodle_site = forms.URLField(
         required=False, assume_scheme="https",
@@ -25,6 +31,7 @@ class PlatformForm(forms.ModelForm):
 
     class Meta:
         model = Platform
+        formfield_callback = _https_urls
         fields = ["name", "preset", "moodle_site", "issuer", "client_id", "auth_url", "token_url", "keyset_url",
                   "token_audience", "is_active"]
 
