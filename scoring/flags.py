@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 EMPTY = "empty"
 TOO_SHORT = "too_short"
@@ -72,7 +73,7 @@ def _wordset(text: str) -> frozenset[str]:
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": _wordset(
         """a an the and or but if so as of to in on at by for from with without into onto over under about
-        than then that this these those there here it its it's is are was were be been being am do does did
+        than then that this these those there here it its is are was were be been being am do does did
         done has have had having not no yes can could will would should may might must shall i you he she
         we they me him her us them my your his our their what which who whom whose when where why how all
         any each both more most some such only own same too very just also because since while until after
@@ -118,9 +119,25 @@ def base_language(code: str) -> str:
     return (code or "en").split("-")[0].split("_")[0].lower()
 
 
+# ASCII fast path: bytes.translate keeps letters (lower-cased or as written), deletes apostrophes
+# ("don't" -> "dont") and turns everything else into spaces; str.split() then yields the words.
+_ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_AS_WRITTEN = bytes(c if c in _ASCII_LETTERS else 32 for c in range(256))
+_LOWERED = bytes((c | 32) if c in _ASCII_LETTERS else 32 for c in range(256))
+
+
+def tokenize(text: str) -> tuple[list[str], list[str]]:
+    """(words as written, words lower-cased): runs of letters; apostrophes inside words dropped."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return raw.translate(_AS_WRITTEN, b"'").decode().split(), raw.translate(_LOWERED, b"'").decode().split()
+    originals = [w.replace("'", "").replace("\u2019", "") for w in _WORD.findall(text)]
+    return originals, [w.lower() for w in originals]
+
+
 def words(text: str) -> list[str]:
-    """The answer's words (letters only, apostrophes kept inside words), lower-cased."""
-    return [w.lower() for w in _WORD.findall(text)]
+    """The text's words, lower-cased (as the flags see them)."""
+    return tokenize(text)[1]
 
 
 MASH, RUN_TOGETHER = 1, 2
@@ -161,7 +178,7 @@ def _implausible(original: str) -> int:
 
 
 def _trigrams(tokens: list[str]) -> set[tuple[str, str, str]]:
-    return {(tokens[i], tokens[i + 1], tokens[i + 2]) for i in range(len(tokens) - 2)}
+    return set(zip(tokens, tokens[1:], tokens[2:], strict=False))
 
 
 class QuestionIndex:
@@ -188,12 +205,14 @@ def question_index(question: str) -> QuestionIndex:
     return index
 
 
-def _is_copy(tokens: list[str], question: QuestionIndex) -> bool:
+def _is_copy(tokens: list[str], types: Counter[str], question: QuestionIndex) -> bool:
     if len(tokens) < COPY_MIN_WORDS or not question.words:
+        return False
+    if 2 * len(question.words.intersection(types)) < len(types):  # mostly the answer's own words
         return False
     grams = _trigrams(tokens)
     if len(grams) >= 3:
-        shared = sum(1 for g in grams if g in question.trigrams)
+        shared = len(question.trigrams.intersection(grams))
         if shared / len(grams) < COPY_MIN_CONTAINMENT:
             return False
         # Quoting a part of the question can be the answer ("Max ran after the cat."): a copy is most
@@ -208,6 +227,7 @@ _STOP_LANGS: dict[str, tuple[str, ...]] = {}
 for _lang, _words in STOPWORDS.items():
     for _w in _words:
         _STOP_LANGS[_w] = (*_STOP_LANGS.get(_w, ()), _lang)
+_STOP_KEYS = frozenset(_STOP_LANGS)
 
 
 def _non_latin_share(text: str) -> float:
@@ -220,11 +240,13 @@ def _non_latin_share(text: str) -> float:
     return non_latin / len(letters)
 
 
-def _stopword_hits(tokens: list[str]) -> dict[str, int]:
+def _stopword_hits(counts: Counter[str]) -> dict[str, int]:
+    """Occurrences of each language's function words."""
     hits: dict[str, int] = {}
-    for t in tokens:
-        for lang in _STOP_LANGS.get(t, ()):
-            hits[lang] = hits.get(lang, 0) + 1
+    for w in _STOP_KEYS.intersection(counts):
+        n = counts[w]
+        for lang in _STOP_LANGS[w]:
+            hits[lang] = hits.get(lang, 0) + n
     return hits
 
 
@@ -238,15 +260,19 @@ def _wrong_language(text: str, tokens: list[str], language: str, hits: dict[str,
     return best_other >= 2 and best_other >= 2 * own_hits + 1
 
 
-def _keyword_list(tokens: list[str], language: str, hits: dict[str, int], *, wrong_language: bool) -> bool:
+def _keyword_list(
+    n: int, counts: Counter[str], language: str, hits: dict[str, int], *, wrong_language: bool
+) -> bool:
     """Words without the glue of a sentence, or the same few content words over and over."""
-    if len(tokens) >= 3 and len(set(tokens)) == 1:  # "bla bla bla"
+    if n >= 3 and len(counts) == 1:  # "bla bla bla"
         return True
     own = STOPWORDS.get(language, frozenset())
-    content = [t for t in tokens if len(t) > 1 and t not in own]
-    if len(content) >= REPEAT_MIN_WORDS and len(set(content)) / len(content) <= REPEAT_MAX_UNIQUE_RATIO:
-        return True
-    return len(tokens) >= KEYWORD_MIN_WORDS and bool(own) and not wrong_language and not hits.get(language)
+    if (len(counts) - len(own.intersection(counts))) * 2 < n:  # few distinct content words: count them
+        content = [t for t in counts if len(t) > 1 and t not in own]
+        n_content = sum(counts[t] for t in content)
+        if n_content >= REPEAT_MIN_WORDS and len(content) / n_content <= REPEAT_MAX_UNIQUE_RATIO:
+            return True
+    return n >= KEYWORD_MIN_WORDS and bool(own) and not wrong_language and not hits.get(language)
 
 
 def check_response(response: str, *, question: str = "", language: str = "en") -> list[str]:
@@ -257,27 +283,30 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
     if len(text) < 8 and sum(1 for c in text if c.isalnum()) < MIN_ALNUM_CHARS:
         return [TOO_SHORT]
     flags: list[str] = []
-    originals = _WORD.findall(text)
-    tokens = [w.lower() for w in originals]
+    originals, tokens = tokenize(text)
     n = len(tokens)
+    counts = Counter(tokens)
     if n > MAX_WORDS or len(text) > MAX_CHARS:
         flags.append(TOO_LONG)
     language = base_language(language)
-    hits = _stopword_hits(tokens)
+    hits = _stopword_hits(counts)
     if _wrong_language(text, tokens, language, hits):
         flags.append(WRONG_LANGUAGE)
-    if question and _is_copy(tokens, question_index(question)):
+    if question and _is_copy(tokens, counts, question_index(question)):
         flags.append(COPY_OF_QUESTION)
     # Letter-shape rules are for Latin-script items, and for text in the item's language; digits only
     # ("100") is left alone: a number can be the answer.
     latin = language in LATIN_LANGUAGES and WRONG_LANGUAGE not in flags
-    kinds = [_implausible(o) for o in originals] if latin else []
+    get = _implausible_cache.get
+    kinds = [get(o) for o in originals] if latin else []
+    if None in kinds:
+        kinds = [_implausible(o) for o in originals]
     mash = kinds.count(MASH)
     run_together = kinds.count(RUN_TOGETHER)
     if (mash or run_together) and (mash + run_together) / n >= GIBBERISH_MIN_SHARE:
         # words written without spaces ("anaphasemetaphaseprophase") are a keyword list, not noise
         flags.append(GIBBERISH if mash >= run_together else KEYWORD_LIST)
-    elif _keyword_list(tokens, language, hits, wrong_language=WRONG_LANGUAGE in flags):
+    elif _keyword_list(n, counts, language, hits, wrong_language=WRONG_LANGUAGE in flags):
         flags.append(KEYWORD_LIST)
     return flags
 

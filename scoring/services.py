@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +95,20 @@ def resolve_model(item: Item) -> tuple[ModelVersion | None, LoadedModel | None]:
         raise ScoringUnavailable(f"the active model version {version.version} cannot be served: {exc}") from exc
 
 
+OVERLAP_MIN_BATCH = 64
+_helper_pool: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    global _helper_pool
+    if _helper_pool is None:
+        with _helper_lock:
+            if _helper_pool is None:
+                _helper_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kdgrade-score")
+    return _helper_pool
+
+
 def score_with_model(
     model: LoadedModel | None,
     responses: Sequence[str],
@@ -106,6 +122,11 @@ def score_with_model(
 ) -> list[AnswerScore]:
     """Flags and (when there is a model) scores for a batch of answers: to one question (strings), or
     one question and reference per answer (sequences)."""
+    # A large batch is featurised and run (numpy/onnxruntime, mostly outside the GIL) on a helper thread
+    # while this thread computes the flags (pure Python).
+    future = None
+    if model is not None and len(responses) >= OVERLAP_MIN_BATCH:
+        future = _helper().submit(model.predict_proba, responses, question, reference)
     if isinstance(question, str):
         pre = [flagging.check_response(r, question=question, language=language) for r in responses]
     else:
@@ -117,7 +138,7 @@ def score_with_model(
         return [
             AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre
         ]
-    probs = model.predict_proba(responses, question, reference).astype(np.float64)
+    probs = (future.result() if future else model.predict_proba(responses, question, reference)).astype(np.float64)
     labels = model.labels
     top = probs.argmax(axis=1) if len(responses) else np.zeros(0, np.int64)
     out = []
