@@ -269,6 +269,18 @@ def distill_item(
     soft = tch.soft_labels(np.concatenate([logits_fit, logits_extra]), scfg.temperature)
     hard = np.concatenate([y_fit, -np.ones(len(extra_resp), dtype=np.int64)])
     say("soft labels", message=f"done in {_fmt_s(time.monotonic() - t0)}", force=True)
+    dump = os.environ.get("KDGRADE_DISTILL_DUMP")
+    if dump:  # for student experiments without re-training the teacher (bench/distill_student_sweep.py)
+        Path(dump).mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(Path(dump) / f"{item_id}.npz", logits_fit=logits_fit, logits_extra=logits_extra,
+                            logits_val=logits_val, logits_test=logits_test, y_fit=y_fit, y_val=y_val, y_test=y_test)
+        (Path(dump) / f"{item_id}.json").write_text(json.dumps({
+            "levels": levels, "cross_question": cross_q,
+            "fit": [fit.response, fit.question, fit.reference_answer],
+            "extra": [extra_resp, extra_q, extra_r],
+            "val": [val.response, val.question, val.reference_answer],
+            "test": [test.response, test.question, test.reference_answer],
+        }))
 
     # ---- student features (the serving featuriser)
     fz = Featurizer(n_buckets=scfg.n_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
