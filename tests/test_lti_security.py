@@ -126,6 +126,12 @@ def _state_cookie_of_another_browser(env: Env) -> Callable[[], requests.Response
     return lambda: browser.post_launch()
 
 
+def _garbage_token(env: Env) -> Callable[[], requests.Response]:
+    browser = Browser()
+    browser.start_launch(env.lms, env.spec())
+    return lambda: browser.post_launch({**browser.form, "id_token": "not.a-jwt"})
+
+
 def _as_learner(path: Callable[[Env, dict], str], method: str = "GET",
                 data: Callable[[Env, dict], dict] | None = None, user: str = "student-1",
                 course: int = 1, roles: list[str] | None = None) -> Callable[[Env], Callable[[], requests.Response]]:
@@ -179,6 +185,7 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
                                             "not a kdgrade page"),
     "target link in the id_token other than the login's": (
         _bad_launch(extra_claims={TARGET: "https://evil.example/lti/launch/"}), 400, "target link"),
+    "id_token that is not a JWT": (_garbage_token, 403, "refused"),
     "learner sends a Deep Linking request (adding content)": (_bad_launch(deep_linking=True), 403,
                                                                "Only instructors"),
     "learner opens the instructor's review page": (

@@ -91,13 +91,15 @@ def own_latest(session: LaunchSession, assignment: Assignment) -> Score | None:
 
 
 def score_visible(score: Score | None, assignment: Assignment) -> bool:
-    """Whether a learner sees the score: at once in immediate mode (unless it awaits review), else once
-    the teacher has released or set it."""
+    """Whether a learner sees the score: at once in immediate mode (unless it awaits review); in
+    after-review mode once the teacher released it (or set it, where there is no gradebook)."""
     if score is None or score.final_score is None:
         return False
-    if score.override_score is not None or score.passback_state in (Score.Passback.SENT, Score.Passback.PENDING):
+    if score.passback_state in (Score.Passback.SENT, Score.Passback.PENDING):
         return True
-    return assignment.release == Assignment.Release.IMMEDIATE and not score.needs_review
+    if assignment.release == Assignment.Release.IMMEDIATE:
+        return not score.needs_review
+    return score.passback_state == Score.Passback.NOT_APPLICABLE and score.override_score is not None
 
 
 def submission_for(session: LaunchSession, submission_id: int) -> Submission:
