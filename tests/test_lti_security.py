@@ -234,3 +234,30 @@ def test_refused_with_a_clear_4xx_logged_and_nothing_changes(env, case, caplog):
     assert _snapshot() == before, "a refused request changed data"
     refusals = [r for r in caplog.records if r.name == "kdgrade.lti.views" and "refused" in r.getMessage()]
     assert refusals and refusals[-1].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize(("method", "path", "data", "status"), [
+    ("GET", "/lti/launch/", None, 405),
+    ("POST", "/lti/launch/", {}, 400),
+    ("POST", "/lti/launch/", {"state": "x", "id_token": "y"}, 400),
+    ("GET", "/lti/login/", None, 400),
+    ("POST", "/lti/login/", {"iss": "https://x.example", "login_hint": "u", "target_link_uri": "/lti/launch/"}, 403),
+    ("GET", "/lti/a/1/", None, 401),
+    ("GET", "/lti/a/1/review/?ls=forged", None, 401),
+    ("POST", "/lti/a/1/review/", {"ls": "forged", "action": "release_all"}, 401),
+    ("GET", "/lti/submission/1/?ls=forged", None, 401),
+    ("GET", "/lti/deep-link/", None, 401),
+])
+def test_odd_requests_get_a_4xx_never_a_500(client, method, path, data, status):
+    resp = client.get(path) if method == "GET" else client.post(path, data or {})
+    assert resp.status_code == status
+    assert not LaunchSession.objects.exists()
+
+
+def test_bad_form_values_on_the_review_page_are_a_message_not_a_500(env):
+    browser, token = env.launched(user="teacher-1", roles=[ROLE_INSTRUCTOR])
+    url = f"{env.base}/lti/a/{env.a1.pk}/review/"
+    for data in ({"action": "override", "score_id": "abc", "value": "1"}, {"action": "nonsense"},
+                 {"action": "retry", "outbox_id": "999999"}, {"action": "settings", "release": "whenever"}):
+        resp = browser.post(url, {"ls": token, **data})
+        assert resp.status_code in (200, 404), (data, resp.status_code)
