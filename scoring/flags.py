@@ -313,4 +313,4 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
 
 def declines(flags: list[str]) -> bool:
     """True when the flags mean the model must not give a score on its own."""
-    return any(f not in REVIEW_ONLY_FLAGS for f in flags)
+    return bool(flags) and not REVIEW_ONLY_FLAGS.issuperset(flags)

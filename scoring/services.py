@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,8 +71,41 @@ def reference_text(item: Item) -> str:
     return " \n ".join(str(r) for r in refs)
 
 
+_levels_cache: dict[int, tuple[float, object, dict[int, RubricLevel]]] = {}
+LEVELS_TTL_S = 30.0
+
+
 def rubric_levels(item: Item) -> dict[int, RubricLevel]:
-    return {level.score: level for level in item.rubric_levels.all()}
+    """The item's rubric levels by score.  Cached per process while the item is unchanged (saving the
+    item in the admin, rubric inline included, bumps `updated_at`), and for LEVELS_TTL_S at most."""
+    hit = _levels_cache.get(item.pk)
+    now = time.monotonic()
+    if hit is not None and hit[1] == item.updated_at and now - hit[0] < LEVELS_TTL_S:
+        return hit[2]
+    levels = {level.score: level for level in item.rubric_levels.all()}
+    _levels_cache[item.pk] = (now, item.updated_at, levels)
+    return levels
+
+
+_ITEM_WITH_ACTIVE_SQL = (
+    "SELECT i.*, v.id AS active_id, v.version AS active_number, v.artifact_path AS active_path, "
+    "v.checksum AS active_checksum FROM scoring_item i LEFT JOIN scoring_modelversion v "
+    "ON v.item_id = i.id AND v.status = %s WHERE i.external_id = %s"
+)
+
+
+def item_with_active_version(external_id: str) -> tuple[Item, ModelVersion | None] | None:
+    """The item and its active version in ONE query (the API's hot path), or None for no such item."""
+    rows = list(Item.objects.raw(_ITEM_WITH_ACTIVE_SQL, [ModelVersion.Status.ACTIVE, external_id]))
+    if not rows:
+        return None
+    item = rows[0]
+    if item.active_id is None:
+        return item, None
+    version = ModelVersion(id=item.active_id, item_id=item.pk, version=item.active_number,
+                           artifact_path=item.active_path, checksum=item.active_checksum,
+                           status=ModelVersion.Status.ACTIVE)
+    return item, version
 
 
 def rubric_level(item: Item, score: int | None) -> RubricLevel | None:
@@ -81,11 +115,17 @@ def rubric_level(item: Item, score: int | None) -> RubricLevel | None:
     return item.rubric_levels.filter(score=score).first()
 
 
-def resolve_model(item: Item) -> tuple[ModelVersion | None, LoadedModel | None]:
-    """The item's active version and its loaded model, resolved ONCE (one query; the session is cached
-    per process).  (None, None) when no version is active; raises ScoringUnavailable when the active
-    version's files cannot be served."""
-    version = active_version(item)
+_RESOLVE = object()
+
+
+def resolve_model(
+    item: Item, version: ModelVersion | object | None = _RESOLVE
+) -> tuple[ModelVersion | None, LoadedModel | None]:
+    """The item's active version and its loaded model, resolved ONCE (one query, unless the caller
+    looked the version up already; the session is cached per process).  (None, None) when no version
+    is active; raises ScoringUnavailable when the active version's files cannot be served."""
+    if version is _RESOLVE:
+        version = active_version(item)
     if version is None:
         return None, None
     try:
@@ -138,38 +178,32 @@ def score_with_model(
         return [
             AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre
         ]
-    probs = (future.result() if future else model.predict_proba(responses, question, reference)).astype(np.float64)
+    probs = future.result() if future else model.predict_proba(responses, question, reference)
     labels = model.labels
-    top = probs.argmax(axis=1) if len(responses) else np.zeros(0, np.int64)
+    top = probs.argmax(axis=1).tolist() if len(responses) else []
+    rows = probs.astype(np.float64).tolist()  # one conversion for the batch, then plain floats
+    confidences = [row[t] for row, t in zip(rows, top, strict=True)]
     out = []
-    for i, f in enumerate(pre):
-        row = probs[i]
-        confidence = float(row[top[i]])
-        flags = list(f)
-        if not flags and confidence < confidence_threshold:
-            flags.append(flagging.LOW_CONFIDENCE)
-        score = None if flagging.declines(flags) else labels[top[i]]
-        result = AnswerScore(
-            score=score,
-            probabilities={labels[j]: float(row[j]) for j in range(len(labels))},
-            confidence=confidence,
-            flags=flags,
-            version_id=vid,
-            version_number=vnum,
-        )
+    for f, row, t, confidence in zip(pre, rows, top, confidences, strict=True):
+        flags = f if f or confidence >= confidence_threshold else [flagging.LOW_CONFIDENCE]
+        score = None if flagging.declines(flags) else labels[t]
+        result = AnswerScore(score, dict(zip(labels, row, strict=True)), confidence, flags, vid, vnum)
         if levels and score is not None and score in levels:
             result.label, result.descriptor = levels[score].label, levels[score].descriptor
         out.append(result)
     return out
 
 
-def score_answers(item: Item, responses: Sequence[str], *, require_model: bool = False) -> BatchScore:
+def score_answers(
+    item: Item, responses: Sequence[str], *, require_model: bool = False, version: object = _RESOLVE
+) -> BatchScore:
     """Score answers to an item with its active version (the same version for all of them).
 
     Without an active version the answers are flagged `no_active_model` (or, with `require_model`,
-    ScoringUnavailable is raised: the API's choice)."""
+    ScoringUnavailable is raised: the API's choice).  `version`: the active version when the caller
+    has just looked it up (see item_with_active_version), to save a query."""
     try:
-        version, model = resolve_model(item)
+        version, model = resolve_model(item, version)
     except ScoringUnavailable:
         if require_model:
             raise
@@ -217,9 +251,10 @@ def create_scored_submissions(
     *,
     source: str = Submission.Source.API,
     require_model: bool = True,
+    version: object = _RESOLVE,
 ) -> tuple[BatchScore, list[Submission]]:
     """Save (response, learner_ref) answers as submissions with their scores, all by one version."""
-    batch = score_answers(item, [a[0] for a in answers], require_model=require_model)
+    batch = score_answers(item, [a[0] for a in answers], require_model=require_model, version=version)
     subs = [Submission(item=item, response=resp, learner_ref=ref, source=source) for resp, ref in answers]
     if len(subs) == 1:
         subs[0].save()

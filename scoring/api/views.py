@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from scoring import services
 from scoring.api import errors
 from scoring.api import serializers as s
+from scoring.api.auth import CachedTokenAuthentication
 from scoring.models import Item, ModelVersion, Score, Submission
 
 MAX_ID = 2**63 - 1
@@ -46,12 +48,13 @@ ITEM_ID = OpenApiParameter(
 class ApiView(APIView):
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
+    authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
 
     def get_exception_handler(self):
         return errors.exception_handler
 
 
-def get_item(item_id: str, *queryset_ops) -> Item:
+def get_item(item_id: str) -> Item:
     item = Item.objects.filter(external_id=item_id).first() if len(item_id) <= 100 else None
     if item is None:
         raise errors.ItemNotFound(f"No item with id {item_id!r}.")
@@ -83,15 +86,24 @@ def _check_answer_length(answers: list[tuple[str, str]]) -> None:
             raise errors.AnswerTooLong(f"{where} has {len(text)} characters; the limit is {limit}.")
 
 
-def _score(item: Item, answers: list[tuple[str, str]], store: bool) -> tuple[services.BatchScore, list]:
+def get_item_and_version(item_id: str) -> tuple[Item, ModelVersion | None]:
+    found = services.item_with_active_version(item_id) if len(item_id) <= 100 else None
+    if found is None:
+        raise errors.ItemNotFound(f"No item with id {item_id!r}.")
+    return found
+
+
+def _score(
+    item: Item, version: ModelVersion | None, answers: list[tuple[str, str]], store: bool
+) -> tuple[services.BatchScore, list]:
     _check_answer_length(answers)
     try:
         if store:
-            return services.create_scored_submissions(item, answers, source=Submission.Source.API)
-        batch = services.score_answers(item, [a[0] for a in answers], require_model=True)
+            return services.create_scored_submissions(item, answers, source=Submission.Source.API, version=version)
+        batch = services.score_answers(item, [a[0] for a in answers], require_model=True, version=version)
         return batch, [None] * len(answers)
     except services.ScoringUnavailable as exc:
-        if services.active_version(item) is None:
+        if version is None:
             raise errors.NoActiveModel(
                 f"Item {item.external_id!r} has no active model version; an admin must activate one."
             ) from exc
@@ -111,14 +123,14 @@ class ScoreView(ApiView):
         "when stored (default), 200 with `store: false`.",
     )
     def post(self, request: Request, item_id: str) -> Response:
-        item = get_item(item_id)
+        item, version = get_item_and_version(item_id)
         data = request.data
         if isinstance(data, dict) and isinstance(data.get("response"), str):
             _check_answer_length([(data["response"], "")])  # before any other validation
         req = s.ScoreRequest(data=data)
         req.is_valid(raise_exception=True)
         v = req.validated_data
-        batch, subs = _score(item, [(v["response"], v["learner_ref"])], v["store"])
+        batch, subs = _score(item, version, [(v["response"], v["learner_ref"])], v["store"])
         body = _result_dict(batch.results[0], subs[0])
         body["item"] = item.external_id
         body["model_version"] = _version_ref(batch.version)
@@ -140,7 +152,7 @@ class BatchScoreView(ApiView):
         "model version. 201 when stored (default), 200 with `store: false`.",
     )
     def post(self, request: Request, item_id: str) -> Response:
-        item = get_item(item_id)
+        item, version = get_item_and_version(item_id)
         data = request.data
         raw = data.get("responses") if isinstance(data, dict) else None
         limit = settings.KDGRADE_MAX_BATCH
@@ -153,7 +165,7 @@ class BatchScoreView(ApiView):
         req.is_valid(raise_exception=True)
         v = req.validated_data
         answers = [(a["response"], a["learner_ref"]) for a in v["responses"]]
-        batch, subs = _score(item, answers, v["store"])
+        batch, subs = _score(item, version, answers, v["store"])
         body = {
             "item": item.external_id,
             "model_version": _version_ref(batch.version),
