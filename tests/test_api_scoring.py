@@ -149,3 +149,16 @@ def test_an_item_without_model_versions_answers_409_and_score_submission_flags(a
     Item.objects.create(external_id="no-model", title="t", question="Why?", reference_answers=["Because."])
     _error(client.post("/api/v1/items/no-model/score/", {"response": "Because."}, format="json"),
            409, "no_active_model")
+
+
+def test_an_active_version_whose_files_vanished_answers_503_not_500(api):
+    import shutil
+
+    from scoring.scorer import clear_cache
+
+    client, _, v1, _ = api
+    shutil.rmtree(v1.artifact_path)
+    clear_cache()
+    r = client.post("/api/v1/items/heat-spoon/score/", {"response": ANSWERS[0]}, format="json")
+    body = _error(r, 503, "model_unavailable")
+    assert "cannot be served" in body["message"]
