@@ -18,10 +18,18 @@ PORT="${KDGRADE_PORT:-8000}"
 worker=$!
 $PY manage.py runserver --noreload "$HOST:$PORT" &
 web=$!
-stop() { kill "$web" "$worker" 2>/dev/null || true; wait 2>/dev/null || true; }
+LMS_PORT="${KDGRADE_DEV_LMS_PORT:-8765}"
+lms=""
+if [ "${KDGRADE_MODE:-development}" = "development" ] && [ "${KDGRADE_DEV_LMS:-on}" = "on" ]; then
+  # A local LMS (a real LTI 1.3 platform library) to try launches and grade passback.
+  $PY manage.py lti_dev_lms --port "$LMS_PORT" &
+  lms=$!
+fi
+stop() { kill "$web" "$worker" $lms 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM
 echo
 echo "kdgrade is starting on http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/, login in var/admin-password.txt)"
+[ -n "$lms" ] && echo "Development LMS (launch kdgrade as a teacher or a student): http://127.0.0.1:$LMS_PORT/"
 echo "Press Ctrl-C to stop the web server and the worker."
 # Whichever stops first (or Ctrl-C) stops the other.
 wait -n "$web" "$worker" || true
