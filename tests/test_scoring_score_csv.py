@@ -24,7 +24,7 @@ def _read(path: Path) -> tuple[list[str], list[dict]]:
 
 
 def test_score_csv_with_the_active_version(demo_versions, tmp_path, model_dirs):
-    item, v1, _ = demo_versions
+    _, v1, _ = demo_versions
     versions.activate_version(v1)
     src = tmp_path / "in.csv"
     header, rows = _read(DEMO_CSV)

@@ -46,7 +46,7 @@ def test_the_scorer_scores_without_torch(model_dirs):
 
 @pytest.mark.django_db(transaction=True)
 def test_django_scoring_the_api_and_score_csv_run_without_torch(demo_versions, tmp_path):
-    item, v1, _ = demo_versions
+    _, v1, _ = demo_versions
     versions.activate_version(v1)
     out = tmp_path / "scored.csv"
     script = (
