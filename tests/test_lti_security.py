@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jwt
 import pytest
 import requests
 
@@ -126,6 +127,20 @@ def _state_cookie_of_another_browser(env: Env) -> Callable[[], requests.Response
     return lambda: browser.post_launch()
 
 
+def _resigned(*, rogue: bool = False, **claims: object) -> Callable[[Env], Callable[[], requests.Response]]:
+    """The platform's launch with `claims` changed and signed again, by the platform's own key (claims
+    only a test platform would sign) or by another key under the platform's key id (`rogue`)."""
+    def setup(env: Env) -> Callable[[], requests.Response]:
+        browser = Browser()
+        browser.start_launch(env.lms, env.spec())
+        good = browser.form["id_token"]
+        body = {**jwt.decode(good, options={"verify_signature": False}), **claims}
+        key = env.lms.rogue_private_pem if rogue else env.lms.private_pem
+        token = jwt.encode(body, key, algorithm="RS256", headers=jwt.get_unverified_header(good))
+        return lambda: browser.post_launch({**browser.form, "id_token": token})
+    return setup
+
+
 def _garbage_token(env: Env) -> Callable[[], requests.Response]:
     browser = Browser()
     browser.start_launch(env.lms, env.spec())
@@ -165,16 +180,24 @@ def _answers_in_course_1(env: Env) -> dict:
 CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, str]] = {
     # name: (setup returning the attack, expected status, words the page must say)
     "signed by a key the platform does not publish": (_bad_launch(rogue_key=True), 403, "public key"),
-    "for another audience (client id)": (_bad_launch(extra_claims={"aud": "another-tool"}), 403, "refused"),
+    "signed by another key under the platform's key id": (_resigned(rogue=True), 403,
+                                                          "Signature verification failed"),
+    "for another audience (client id)": (_bad_launch(extra_claims={"aud": "another-tool"}), 403, "audience (aud)"),
+    "issued to another tool (azp) as well as to kdgrade": (
+        _bad_launch(extra_claims={"aud": ["kdgrade-client", "another-tool"], "azp": "another-tool"}), 403,
+        "authorized party (azp)"),
     "expired id_token": (_bad_launch(expiration=-120), 403, "expired"),
-    "id_token not yet valid (nbf)": (_bad_launch(extra_claims={"nbf": int(time.time()) + 3600}), 403, "not yet valid"),
+    "id_token not yet valid (nbf)": (_bad_launch(extra_claims={"nbf": int(time.time()) + 3600}), 403,
+                                     "not yet valid (nbf)"),
+    "id_token issued in the future (iat)": (_resigned(iat=int(time.time()) + 3600), 403,
+                                            "not yet valid (iat)"),
     "replayed nonce under a fresh state": (_replayed_nonce, 403, "Nonce"),
     "replayed launch (same state and token)": (_replayed_launch, 400, "does not match a login"),
     "state that no login issued": (_mismatched_state, 400, "does not match a login"),
     "state cookie that does not match": (_state_cookie_of_another_browser, 400, "does not match this browser"),
     "unknown issuer at login": (_login_with(iss="https://unknown-lms.example"), 403, "not registered"),
     "unknown issuer in the id_token": (_bad_launch(extra_claims={"iss": "https://unknown-lms.example"}), 403,
-                                       "refused"),
+                                       "issuer (iss) is not a platform registered"),
     "unknown deployment at login": (_login_with(lti_deployment_id="no-such-deployment"), 403, "deployment"),
     "unknown deployment in the id_token": (_bad_launch(extra_claims={DEPLOYMENT: "no-such-deployment"}), 403,
                                            "deployment"),
@@ -185,7 +208,7 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
                                             "not a kdgrade page"),
     "target link in the id_token other than the login's": (
         _bad_launch(extra_claims={TARGET: "https://evil.example/lti/launch/"}), 400, "target link"),
-    "id_token that is not a JWT": (_garbage_token, 403, "refused"),
+    "id_token that is not a JWT": (_garbage_token, 403, "JWT must contain 3 parts"),
     "learner sends a Deep Linking request (adding content)": (_bad_launch(deep_linking=True), 403,
                                                                "Only instructors"),
     "learner opens the instructor's review page": (
@@ -205,6 +228,10 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
     "instructor of another course opens a submission of this course": (
         _as_learner(lambda e, f: f"/lti/submission/{f['student-1'][0]}/", user="teacher-x", course=2,
                     roles=[ROLE_INSTRUCTOR]), 404, "No such answer"),
+    "instructor of another course overrides a score of this course (id in the form)": (
+        _as_learner(lambda e, f: f"/lti/a/{e.a2.pk}/review/", "POST",
+                    lambda e, f: {"action": "override_release", "score_id": f["student-1"][1], "value": 2},
+                    user="teacher-x", course=2, roles=[ROLE_INSTRUCTOR]), 404, "No such score"),
     "page form posted without the launch token": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/", "POST", lambda e, f: {"ls": "", "response": "x"}), 401,
         "session has ended"),
@@ -261,3 +288,9 @@ def test_bad_form_values_on_the_review_page_are_a_message_not_a_500(env):
                  {"action": "retry", "outbox_id": "999999"}, {"action": "settings", "release": "whenever"}):
         resp = browser.post(url, {"ls": token, **data})
         assert resp.status_code in (200, 404), (data, resp.status_code)
+
+
+def test_the_resigned_launch_unchanged_is_accepted(env):
+    """Control for the re-signed rows: re-signing alone is not what gets them refused."""
+    resp = _resigned()(env)()
+    assert resp.status_code == 200 and 'name="response"' in resp.text, resp.text[:400]

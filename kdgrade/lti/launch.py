@@ -202,6 +202,25 @@ class _Launch(DjangoMessageLaunch):
     def validate_state(self) -> _Launch:
         return self  # consumed and compared by `launch` before pylti1p3 runs
 
+    def validate_registration(self) -> _Launch:
+        """pylti1p3's check (a registration for iss + aud), with a refusal that names what is wrong, and
+        the OpenID Connect rule for `azp`: when present, or when there are several audiences, it must
+        be kdgrade's client id (a token issued to another tool is not accepted here)."""
+        try:
+            super().validate_registration()
+        except LtiException as exc:
+            iss = self._get_jwt_body().get("iss")
+            if iss and Platform.objects.filter(issuer=str(iss), is_active=True).exists():
+                raise LtiException("its audience (aud) is not kdgrade's client id on this platform") from exc
+            raise LtiException("its issuer (iss) is not a platform registered with kdgrade") from exc
+        body = self._get_jwt_body()
+        aud = body.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        azp = body.get("azp")
+        if (azp is not None or len(audiences) > 1) and azp != self._registration.get_client_id():
+            raise LtiException("its authorized party (azp) is not kdgrade's client id")
+        return self
+
     def validate_nonce(self) -> _Launch:
         nonce = self._get_jwt_body().get("nonce")
         if not nonce or not secrets.compare_digest(str(nonce), self._record["nonce"]):
