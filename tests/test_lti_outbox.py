@@ -251,6 +251,24 @@ def test_permanent_4xx_fails_visibly_with_its_reason_and_can_be_retried_by_hand(
     assert lms.gradebook.result(lid, "student-1")["scoreGiven"] == 2
 
 
+def test_a_line_item_answer_that_is_not_json_is_retried_not_a_crash(lms, course, settings, monkeypatch):
+    assignment, _link = _in_process(lms, settings, course)
+    s = answer(assignment, "student-1", 1)
+    release(s, 1)
+
+    class NotJson:
+        status_code = 200
+        headers: dict = {}
+        text = "<html>maintenance</html>"
+
+        def json(self) -> object:
+            raise ValueError("not json")
+
+    monkeypatch.setattr(outbox.ags, "_authorized", lambda *a, **k: NotJson())
+    row = _deliver(s)
+    assert row.state == GradeOutbox.State.PENDING and "not JSON" in row.last_error and row.attempts == 1
+
+
 @pytest.mark.parametrize(("fault", "retry_in", "reason"), [
     (Fault(status=503), (24, 30), "HTTP 503"),
     (Fault(status=429, headers={"Retry-After": "7"}), (6.5, 7.5), "HTTP 429"),

@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -68,6 +69,15 @@ def _classify(resp: requests.Response, what: str) -> ServiceError:
         reason += f" {detail}"
     return ServiceError(reason, status=status, retryable=retryable,
                         retry_after=_retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None)
+
+
+def _json(resp: requests.Response, what: str) -> object:
+    """The JSON body of a 2xx answer; a body that is not JSON is the platform's fault, retried later."""
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise ServiceError(f"{what}: HTTP {resp.status_code} with a body that is not JSON", status=resp.status_code,
+                           retryable=True) from exc
 
 
 def _send(method: str, url: str, what: str, **kwargs: object) -> requests.Response:
@@ -155,12 +165,15 @@ def ensure_lineitem(link: ResourceLink, spec: LineItemSpec) -> str:
     platform = link.context.platform
     scopes = [SCOPE_LINEITEM] if SCOPE_LINEITEM in link.ags_scopes else [SCOPE_LINEITEM_RO]
     base, _, query = link.lineitems_url.partition("?")
-    find_url = f"{base}?{query + '&' if query else ''}resource_link_id={link.resource_link_id}"
+    find_url = f"{base}?{query + '&' if query else ''}{urlencode({'resource_link_id': link.resource_link_id})}"
     resp = _authorized(platform, scopes, "GET", find_url, "line item lookup", {"Accept": LINEITEMS_MEDIA})
     if resp.status_code != 200:
         raise _classify(resp, "line item lookup")
-    items = resp.json() or []
-    match = next((i for i in items if i.get("resourceLinkId") == link.resource_link_id), None)
+    items = _json(resp, "line item lookup") or []
+    if not isinstance(items, list):
+        raise ServiceError("line item lookup: the platform's answer is not a list of line items", retryable=True)
+    match = next((i for i in items if isinstance(i, dict) and i.get("resourceLinkId") == link.resource_link_id),
+                 None)
     if match is None:
         if SCOPE_LINEITEM not in link.ags_scopes:
             raise ServiceError("no line item for this link and the platform does not let kdgrade create one",
@@ -171,8 +184,10 @@ def ensure_lineitem(link: ResourceLink, spec: LineItemSpec) -> str:
                                  "resourceId": spec.resource_id, "resourceLinkId": link.resource_link_id})
         if resp.status_code not in (200, 201):
             raise _classify(resp, "line item creation")
-        match = resp.json()
-    link.lineitem_url = match["id"]
+        match = _json(resp, "line item creation")
+    if not isinstance(match, dict) or not match.get("id"):
+        raise ServiceError("line item: the platform's answer has no line item id", retryable=True)
+    link.lineitem_url = str(match["id"])
     ResourceLink.objects.filter(pk=link.pk).update(lineitem_url=link.lineitem_url)
     return link.lineitem_url
 
@@ -196,7 +211,8 @@ def fetch_members(platform: Platform, memberships_url: str) -> list[dict]:
         resp = _authorized(platform, [SCOPE_NRPS], "GET", url, "roster request", {"Accept": NRPS_MEDIA})
         if resp.status_code != 200:
             raise _classify(resp, "roster request")
-        members.extend(resp.json().get("members") or [])
+        page = _json(resp, "roster request")
+        members.extend((page.get("members") if isinstance(page, dict) else None) or [])
         url = resp.links.get("next", {}).get("url")
         pages += 1
     return members
