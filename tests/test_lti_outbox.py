@@ -251,6 +251,25 @@ def test_permanent_4xx_fails_visibly_with_its_reason_and_can_be_retried_by_hand(
     assert lms.gradebook.result(lid, "student-1")["scoreGiven"] == 2
 
 
+def test_a_failure_made_moot_by_a_newer_grade_sent_leaves_the_failure_list(lms, course, settings):
+    assignment, link = _in_process(lms, settings, course)
+    old = answer(assignment, "student-1", 1)
+    release(old, 1)
+    row = GradeOutbox.objects.get(score=old)
+    lid = outbox.ags.ensure_lineitem(link, outbox._lineitem_spec(row))
+    column = lms.gradebook.lineitems.pop(lid)
+    assert _deliver(old).state == GradeOutbox.State.FAILED
+    assert [f.pk for f in grading.review(teacher_session(), assignment).failures] == [row.pk]
+    lms.gradebook.lineitems[lid] = column
+    newer = answer(assignment, "student-1", 2)
+    release(newer, 2)
+    assert _deliver(newer).state == GradeOutbox.State.SENT
+    row.refresh_from_db()
+    assert row.state == GradeOutbox.State.SUPERSEDED and "HTTP 404" in row.last_error
+    assert grading.review(teacher_session(), assignment).failures == []
+    assert lms.gradebook.result(lid, "student-1")["scoreGiven"] == 2
+
+
 def test_a_line_item_answer_that_is_not_json_is_retried_not_a_crash(lms, course, settings, monkeypatch):
     assignment, _link = _in_process(lms, settings, course)
     s = answer(assignment, "student-1", 1)

@@ -10,7 +10,8 @@ Guarantees:
   with the same AGS timestamp, which platforms treat as the same score (idempotent), so the gradebook
   gets it once;
 - timeouts, network errors, 5xx and 429 (honouring Retry-After) are retried with exponential backoff;
-  other 4xx fail the row with its reason, for a teacher or admin to retry by hand.
+  other 4xx fail the row with its reason, for a teacher or admin to retry by hand (until a newer post
+  of the same cell is sent, which makes the failure moot: it is then marked superseded).
 """
 
 from __future__ import annotations
@@ -172,6 +173,10 @@ def _post_one(slot: GradeSlot, row: GradeOutbox, owner: str) -> bool:
         lease_until = now + timedelta(seconds=float(settings.KDGRADE_LTI_LEASE_SECONDS))
         GradeSlot.objects.filter(pk=slot.pk, lease_owner=owner).update(
             last_sent_timestamp=row.timestamp, lease_until=lease_until
+        )
+        # A failure of an older post of this cell is moot now: the gradebook holds a newer grade.
+        GradeOutbox.objects.filter(slot_id=slot.pk, state=GradeOutbox.State.FAILED, timestamp__lt=row.timestamp).update(
+            state=GradeOutbox.State.SUPERSEDED
         )
         if row.payload.get("gradingProgress") == "FullyGraded":
             Score.objects.filter(pk=row.score_id).update(passback_state=Score.Passback.SENT)
