@@ -102,3 +102,19 @@ def test_tool_private_keys_are_not_shown_in_the_admin(admin_client):
     page = admin_client.get(f"/admin/lti/toolkey/{key.pk}/change/")
     assert page.status_code == 200
     assert "PRIVATE KEY" not in page.content.decode()
+
+
+def test_launch_tokens_are_not_shown_in_the_admin(admin_client):
+    from django.utils import timezone
+
+    from kdgrade.lti.models import Context, LaunchSession, LtiUser
+
+    platform = Platform.objects.create(name="P", issuer="https://lms.example", client_id="c", auth_url="https://a.example",
+                                       token_url="https://t.example", keyset_url="https://k.example")
+    session = LaunchSession.objects.create(
+        token="secret-launch-token-value", platform=platform, user=LtiUser.objects.create(platform=platform, sub="u"),
+        context=Context.objects.create(platform=platform, context_id="c1"), expires_at=timezone.now())
+    for url in ("/admin/lti/launchsession/", f"/admin/lti/launchsession/{session.pk}/change/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200 and "secret-launch-token-value" not in page.content.decode()
+    assert admin_client.get("/admin/lti/gradeoutbox/add/").status_code == 403

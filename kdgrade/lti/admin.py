@@ -80,6 +80,9 @@ class GradeOutboxAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in GradeOutbox._meta.fields]
     actions = ["retry"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # rows are written with their score, never by hand
+
     @admin.action(description="Send the selected failed grades again")
     def retry(self, request: HttpRequest, queryset: QuerySet[GradeOutbox]) -> None:
         n = 0
@@ -91,4 +94,19 @@ class GradeOutboxAdmin(admin.ModelAdmin):
 
 admin.site.register(Context, list_display=["id", "platform", "context_id", "title", "roster_synced_at"])
 admin.site.register(ResourceLink, list_display=["id", "context", "resource_link_id", "assignment", "lineitem_url"])
-admin.site.register(LaunchSession, list_display=["id", "context", "is_instructor", "message_type", "expires_at"])
+
+
+@admin.register(LaunchSession)
+class LaunchSessionAdmin(admin.ModelAdmin):
+    """Launches, read-only and without their token (a bearer secret: whoever holds it acts as that user)."""
+
+    list_display = ["id", "context", "is_instructor", "message_type", "created_at", "expires_at"]
+    fields = ["platform", "context", "user", "resource_link", "is_instructor", "message_type", "deployment_id",
+              "created_at", "expires_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LaunchSession | None = None) -> bool:
+        return False
