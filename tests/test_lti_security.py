@@ -35,6 +35,7 @@ MT = "https://purl.imsglobal.org/spec/lti/claim/message_type"
 VERSION = "https://purl.imsglobal.org/spec/lti/claim/version"
 DEPLOYMENT = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
 TARGET = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri"
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 
 @dataclass
@@ -127,14 +128,18 @@ def _state_cookie_of_another_browser(env: Env) -> Callable[[], requests.Response
     return lambda: browser.post_launch()
 
 
-def _resigned(*, rogue: bool = False, **claims: object) -> Callable[[Env], Callable[[], requests.Response]]:
-    """The platform's launch with `claims` changed and signed again, by the platform's own key (claims
-    only a test platform would sign) or by another key under the platform's key id (`rogue`)."""
+def _resigned(*, rogue: bool = False, spec: dict | None = None, edit: Callable[[dict], None] | None = None,
+              **claims: object) -> Callable[[Env], Callable[[], requests.Response]]:
+    """The platform's launch (of `spec`) with `claims` changed (or `edit`ed) and signed again, by the
+    platform's own key (claims only a test platform would sign) or by another key under the platform's
+    key id (`rogue`)."""
     def setup(env: Env) -> Callable[[], requests.Response]:
         browser = Browser()
-        browser.start_launch(env.lms, env.spec())
+        browser.start_launch(env.lms, env.spec(**(spec or {})))
         good = browser.form["id_token"]
         body = {**jwt.decode(good, options={"verify_signature": False}), **claims}
+        if edit:
+            edit(body)
         key = env.lms.rogue_private_pem if rogue else env.lms.private_pem
         token = jwt.encode(body, key, algorithm="RS256", headers=jwt.get_unverified_header(good))
         return lambda: browser.post_launch({**browser.form, "id_token": token})
@@ -211,6 +216,10 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
     "id_token that is not a JWT": (_garbage_token, 403, "JWT must contain 3 parts"),
     "learner sends a Deep Linking request (adding content)": (_bad_launch(deep_linking=True), 403,
                                                                "Only instructors"),
+    "Deep Linking request whose return URL is not http(s)": (
+        _resigned(spec={"user": "teacher-1", "roles": [ROLE_INSTRUCTOR], "deep_linking": True},
+                  edit=lambda body: body[DL_SETTINGS].update(deep_link_return_url="javascript:alert(1)")), 400,
+        "no usable return URL"),
     "learner opens the instructor's review page": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/review/"), 403, "instructors"),
     "learner posts an override": (
@@ -294,3 +303,5 @@ def test_the_resigned_launch_unchanged_is_accepted(env):
     """Control for the re-signed rows: re-signing alone is not what gets them refused."""
     resp = _resigned()(env)()
     assert resp.status_code == 200 and 'name="response"' in resp.text, resp.text[:400]
+    dl = _resigned(spec={"user": "teacher-1", "roles": [ROLE_INSTRUCTOR], "deep_linking": True})(env)()
+    assert dl.status_code == 200 and "/lti/deep-link/" in dl.url, dl.text[:400]

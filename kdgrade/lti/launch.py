@@ -341,6 +341,9 @@ def _record_launch(platform: Platform, body: dict) -> LaunchSession:
     elif message_type == "LtiDeepLinkingRequest":
         if not is_instructor:
             raise LaunchRefused("Only instructors can add kdgrade activities.", 403)
+        return_url = str((body.get(DL_CLAIM) or {}).get("deep_link_return_url") or "")
+        if urlsplit(return_url).scheme not in ("http", "https"):
+            raise LaunchRefused("The Deep Linking request has no usable return URL (deep_link_return_url).", 400)
     else:
         raise LaunchRefused("kdgrade does not handle this kind of LTI message.", 400)
 
