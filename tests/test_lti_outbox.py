@@ -223,6 +223,22 @@ def test_a_score_older_than_the_platforms_409_counts_as_done(lms, course, settin
     assert lms.gradebook.result(lid, "student-1")["scoreGiven"] == 0
 
 
+def test_canvas_400_for_a_score_older_than_it_holds_counts_as_done(lms, course, settings):
+    assignment, _link = _in_process(lms, settings, course)
+    canvas = ('{"errors":[{"type":"bad_request","message":"Provided timestamp of 2026-01-01T00:00:00.000Z before '
+              'last updated timestamp of 2026-01-01T00:05:00.000Z"}]}')
+    lms.gradebook.score_fault = lambda payload, n: Fault(status=400, body=canvas)
+    s = answer(assignment, "student-1", 1)
+    release(s, 1)
+    row = _deliver(s)
+    assert row.state == GradeOutbox.State.SENT and row.last_status == 400 and "newer" in row.last_error
+    # Any other 400 is a failure.
+    lms.gradebook.score_fault = lambda payload, n: Fault(status=400, body='{"errors":[{"message":"bad userId"}]}')
+    release(s, 2)
+    row = _deliver(s)
+    assert row.state == GradeOutbox.State.FAILED and "bad userId" in row.last_error
+
+
 def test_permanent_4xx_fails_visibly_with_its_reason_and_can_be_retried_by_hand(lms, course, settings):
     assignment, link = _in_process(lms, settings, course)
     browser_t, token = Browser(), None

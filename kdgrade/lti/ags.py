@@ -192,13 +192,26 @@ def ensure_lineitem(link: ResourceLink, spec: LineItemSpec) -> str:
     return link.lineitem_url
 
 
-def post_score(link: ResourceLink, lineitem_url: str, payload: dict) -> int:
-    """POST one AGS score; returns the HTTP status (2xx, or 409 for a score older than the platform's).
-    Raises ServiceError for everything else."""
+@dataclass
+class ScorePosted:
+    status: int
+    platform_holds_newer: bool  # the platform kept a score with a later timestamp: this post is done
+
+
+# Canvas answers 400 with this text to a score older than the result it holds (Moodle answers 409).
+CANVAS_OLDER_SCORE = "before last updated timestamp"
+
+
+def post_score(link: ResourceLink, lineitem_url: str, payload: dict) -> ScorePosted:
+    """POST one AGS score.  A 2xx is done; so is the platform's refusal of a score older than the one it
+    holds (Moodle: 409; Canvas: 400 "... before last updated timestamp ...").  Raises ServiceError for
+    everything else."""
     resp = _authorized(link.context.platform, [SCOPE_SCORE], "POST", _suffix(lineitem_url, "scores"), "score post",
                        {"Content-Type": SCORE_MEDIA}, json=payload)
-    if 200 <= resp.status_code < 300 or resp.status_code == 409:
-        return resp.status_code
+    if 200 <= resp.status_code < 300:
+        return ScorePosted(resp.status_code, platform_holds_newer=False)
+    if resp.status_code == 409 or (resp.status_code == 400 and CANVAS_OLDER_SCORE in resp.text):
+        return ScorePosted(resp.status_code, platform_holds_newer=True)
     raise _classify(resp, "score post")
 
 

@@ -79,6 +79,7 @@ class Fault:
     delay: float = 0.0  # seconds to wait first (a timeout at the client when longer than its timeout)
     apply: bool = False  # record the score anyway, then fail (the post landed but the answer was lost)
     block: threading.Event | None = None  # wait for this event before answering
+    body: str | None = None  # the answer's text (default: a JSON error)
 
 
 class Gradebook:
@@ -583,7 +584,8 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
             if fault.delay:
                 time.sleep(fault.delay)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._reply(fault.status, json.dumps({"error": "injected failure"}), headers=fault.headers)
+                self._reply(fault.status, fault.body if fault.body is not None else json.dumps(
+                    {"error": "injected failure"}), headers=fault.headers)
 
         do_GET = _dispatch
         do_POST = _dispatch

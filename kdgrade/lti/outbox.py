@@ -5,7 +5,8 @@ Guarantees:
   and the post is made sooner or later (a beat sweep finds rows whose task was lost);
 - the posts of one gradebook cell (line item x user) are serialised by a lease on its GradeSlot row
   and only the newest pending post of a cell is sent: an older one is marked superseded, so an older
-  score never overwrites a newer one; a platform's 409 (it holds a newer score) counts as done;
+  score never overwrites a newer one; a platform's refusal of an older score than it holds (Moodle's
+  409, Canvas's 400 "before last updated timestamp") counts as done;
 - a worker killed mid-post leaves the lease to expire and the row pending: the post is made again
   with the same AGS timestamp, which platforms treat as the same score (idempotent), so the gradebook
   gets it once;
@@ -146,7 +147,7 @@ def _post_one(slot: GradeSlot, row: GradeOutbox, owner: str) -> bool:
     GradeOutbox.objects.filter(pk=row.pk).update(attempts=row.attempts + 1)
     try:
         lineitem_url = ags.ensure_lineitem(link, _lineitem_spec(row))
-        status = ags.post_score(link, lineitem_url, row.payload)
+        posted = ags.post_score(link, lineitem_url, row.payload)
     except ags.ServiceError as exc:
         attempts = row.attempts + 1
         if exc.retryable:
@@ -167,8 +168,9 @@ def _post_one(slot: GradeSlot, row: GradeOutbox, owner: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
         GradeOutbox.objects.filter(pk=row.pk).update(
-            state=GradeOutbox.State.SENT, sent_at=now, last_status=status,
-            last_error="the platform holds a newer score (409): nothing to do" if status == 409 else "",
+            state=GradeOutbox.State.SENT, sent_at=now, last_status=posted.status,
+            last_error=f"the platform holds a newer score (HTTP {posted.status}): nothing to do"
+            if posted.platform_holds_newer else "",
         )
         lease_until = now + timedelta(seconds=float(settings.KDGRADE_LTI_LEASE_SECONDS))
         GradeSlot.objects.filter(pk=slot.pk, lease_owner=owner).update(
@@ -180,7 +182,7 @@ def _post_one(slot: GradeSlot, row: GradeOutbox, owner: str) -> bool:
         )
         if row.payload.get("gradingProgress") == "FullyGraded":
             Score.objects.filter(pk=row.score_id).update(passback_state=Score.Passback.SENT)
-    log.info("lti: grade post %s delivered (HTTP %s)", row.pk, status)
+    log.info("lti: grade post %s delivered (HTTP %s)", row.pk, posted.status)
     return True
 
 
