@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from kdgrade.lti import outbox
 from kdgrade.lti.models import Context, GradeOutbox, LaunchSession, LtiAssignment, Membership, ResourceLink
-from scoring.models import Assignment, Item, ModelVersion, Score, Submission
+from scoring.flags import FLAG_MESSAGES
+from scoring.models import Assignment, Item, ModelVersion, RubricLevel, Score, Submission
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,15 @@ def _link(session: LaunchSession, assignment: Assignment) -> ResourceLink | None
     return assignment.resource_links.filter(context=session.context).order_by("pk").first()
 
 
+def feedback_level(score: Score | None, assignment: Assignment) -> RubricLevel | None:
+    """The rubric level a learner is shown as feedback for `score` (None when the teacher hides it)."""
+    if score is None or not assignment.show_feedback or score.final_score is None:
+        return None
+    return assignment.item.rubric_levels.filter(score=score.final_score).first()
+
+
 def _feedback(score: Score, assignment: Assignment) -> str:
-    if not assignment.show_feedback or score.final_score is None:
-        return ""
-    level = score.submission.item.rubric_levels.filter(score=score.final_score).first()
+    level = feedback_level(score, assignment)
     return f"{level.label}: {level.descriptor}" if level else ""
 
 
@@ -146,10 +152,6 @@ def review(session: LaunchSession, assignment: Assignment) -> ReviewPage:
     failures = list(GradeOutbox.objects.filter(state=GradeOutbox.State.FAILED, score__submission__assignment=assignment)
                     .select_related("score__submission").order_by("-created_at"))
     failed_by_score = {f.score_id: f for f in failures}
-    try:
-        from scoring.flags import FLAG_MESSAGES
-    except ImportError:  # the scoring app's flag texts are optional here
-        FLAG_MESSAGES = {}
     rows = [
         ReviewRow(score=s, name=names.get(s.submission.learner_ref) or "", needs_review=s.needs_review,
                   flags=[FLAG_MESSAGES.get(f, f) for f in (s.flags or [])], failure=failed_by_score.get(s.pk))

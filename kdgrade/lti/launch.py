@@ -247,7 +247,8 @@ class _Launch(DjangoMessageLaunch):
         return result
 
 
-def _role_flags(roles: list[str]) -> tuple[bool, bool]:
+def role_flags(roles: list[str]) -> tuple[bool, bool]:
+    """(learner, instructor) from LTI role URIs; Administrator and content developer count as instructor."""
     instructor = any(
         r.endswith(("membership#Instructor", "#Administrator", "membership#ContentDeveloper"))
         or "membership/Instructor#" in r
@@ -255,6 +256,11 @@ def _role_flags(roles: list[str]) -> tuple[bool, bool]:
     )
     learner = any(r.endswith("membership#Learner") or "membership/Learner#" in r for r in roles)
     return learner, instructor
+
+
+def display_name(claims: dict) -> str:
+    """A person's name from launch claims or an NRPS member (`name`, else given + family name)."""
+    return str(claims.get("name") or " ".join(filter(None, [claims.get("given_name"), claims.get("family_name")])))
 
 
 def launch(request: HttpRequest) -> LaunchSession:
@@ -312,12 +318,12 @@ def _record_launch(platform: Platform, body: dict) -> LaunchSession:
     context.save()
 
     user, _ = LtiUser.objects.get_or_create(platform=platform, sub=str(body["sub"]))
-    name = str(body.get("name") or " ".join(filter(None, [body.get("given_name"), body.get("family_name")])))
+    name = display_name(body)
     if name and user.name != name:
         user.name = name[:255]
         user.save(update_fields=["name"])
     roles = list(body.get(CLAIM + "roles") or [])
-    is_learner, is_instructor = _role_flags(roles)
+    is_learner, is_instructor = role_flags(roles)
     if not (is_learner or is_instructor):
         raise LaunchRefused("kdgrade serves learners and instructors; your role in this course is neither.", 403)
     Membership.objects.update_or_create(

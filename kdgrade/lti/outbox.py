@@ -66,11 +66,11 @@ def enqueue(score: Score, link: ResourceLink, user_sub: str, *, fully_graded: bo
     Score.objects.filter(pk=score.pk).update(
         passback_state=Score.Passback.PENDING if fully_graded else Score.Passback.HELD
     )
-    transaction.on_commit(lambda: _schedule(slot.pk))
+    transaction.on_commit(lambda: schedule(slot.pk))
     return row
 
 
-def _schedule(slot_id: int, countdown: float = 0) -> None:
+def schedule(slot_id: int, countdown: float = 0) -> None:
     from kdgrade.lti.tasks import deliver_grades
 
     try:
@@ -198,7 +198,7 @@ def retry_by_hand(row: GradeOutbox) -> GradeOutbox:
                 if row.payload.get("gradingProgress") == "FullyGraded" else Score.Passback.HELD
             )
             slot_id = row.slot_id
-            transaction.on_commit(lambda: _schedule(slot_id))
+            transaction.on_commit(lambda: schedule(slot_id))
     row.refresh_from_db()
     return row
 
@@ -213,5 +213,5 @@ def sweep(limit: int = 500) -> int:
         .distinct()[:limit]
     )
     for slot_id in slot_ids:
-        _schedule(slot_id)
+        schedule(slot_id)
     return len(slot_ids)

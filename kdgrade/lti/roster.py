@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kdgrade.lti import ags
-from kdgrade.lti.launch import _role_flags
+from kdgrade.lti.launch import display_name, role_flags
 from kdgrade.lti.models import Context, LtiUser, Membership
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,12 @@ def sync_roster(context_id: int) -> int:
             if not sub:
                 continue
             user, _ = LtiUser.objects.get_or_create(platform=context.platform, sub=sub)
-            name = str(m.get("name") or " ".join(filter(None, [m.get("given_name"), m.get("family_name")])))[:255]
+            name = display_name(m)[:255]
             if name and name != user.name:
                 user.name = name
                 user.save(update_fields=["name"])
             roles = list(m.get("roles") or [])
-            is_learner, is_instructor = _role_flags(roles)
+            is_learner, is_instructor = role_flags(roles)
             membership, _ = Membership.objects.update_or_create(
                 context=context, user=user,
                 defaults={"roles": roles, "is_learner": is_learner and not is_instructor,

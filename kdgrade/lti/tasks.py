@@ -12,7 +12,7 @@ def deliver_grades(slot_id: int) -> str:
     """Post the newest pending score of one gradebook cell; schedule itself again when it must wait."""
     result = outbox.deliver_slot(slot_id)
     if result.outcome in ("waiting", "busy") and result.retry_in is not None:
-        outbox._schedule(slot_id, countdown=max(0.05, result.retry_in))
+        outbox.schedule(slot_id, countdown=max(0.05, result.retry_in))
     return result.outcome
 
 

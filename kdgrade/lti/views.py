@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from kdgrade.lti import config, deeplink, grading, keys
+from kdgrade.lti import config, deeplink, grading, keys, roster
 from kdgrade.lti import launch as launch_service
 from kdgrade.lti.ags import ServiceError
 from kdgrade.lti.models import LaunchSession
@@ -116,9 +116,7 @@ def answer(request: HttpRequest, session: LaunchSession, assignment_id: int) -> 
             else:
                 return HttpResponseRedirect(_url("lti:answer", session, assignment.pk))
     score = grading.own_latest(session, assignment)
-    level = None
-    if score and score.final_score is not None and assignment.show_feedback:
-        level = assignment.item.rubric_levels.filter(score=score.final_score).first()
+    level = grading.feedback_level(score, assignment)
     show_score = grading.score_visible(score, assignment)
     return render(request, "lti/answer.html", {
         "session": session, "assignment": assignment, "item": assignment.item, "score": score,
@@ -149,10 +147,8 @@ def review(request: HttpRequest, session: LaunchSession, assignment_id: int) -> 
                                          request.POST.get("show_feedback") == "on")
                 message = "Settings saved."
             elif action == "sync_roster":
-                from kdgrade.lti.roster import sync_roster
-
                 try:
-                    message = f"Roster updated: {sync_roster(session.context_id)} members."
+                    message = f"Roster updated: {roster.sync_roster(session.context_id)} members."
                 except ServiceError as exc:
                     message = f"The roster could not be fetched: {exc.reason}"
             else:
