@@ -179,6 +179,9 @@ def _answers_in_course_1(env: Env) -> dict:
                                         source=Submission.Source.LTI)
         score = Score.objects.create(submission=sub, model_score=1, confidence=0.9)
         facts[who] = (sub.pk, score.pk)
+    other = Assignment.objects.create(item=env.a1.item, title="Another activity of course 1")
+    LtiAssignment.objects.create(assignment=other, context=env.a1.lti.context)
+    facts["other"] = other.pk
     return facts
 
 
@@ -228,6 +231,9 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
         "instructors"),
     "learner opens another learner's submission": (
         _as_learner(lambda e, f: f"/lti/submission/{f['student-2'][0]}/"), 403, "your own"),
+    "learner answers an activity of the course other than the one launched (id in the URL)": (
+        _as_learner(lambda e, f: f"/lti/a/{f['other']}/", "POST", lambda e, f: {"response": "hi"}), 403,
+        "not the activity you opened"),
     "learner of another course answers this course's assignment": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/", "POST", lambda e, f: {"response": "hi"}, user="student-x",
                     course=2), 404, "not part of the course"),

@@ -28,10 +28,14 @@ class AccessDenied(Exception):
 
 
 def assignment_for(session: LaunchSession, assignment_id: int) -> Assignment:
-    """The assignment, if it belongs to the session's course."""
+    """The assignment, if it belongs to the session's course; for a learner, only the one of the link
+    they launched (the LMS decides which activities a learner may open, and when)."""
     lti = LtiAssignment.objects.select_related("assignment__item").filter(assignment_id=assignment_id).first()
     if lti is None or lti.context_id != session.context_id:
         raise AccessDenied("This assignment is not part of the course you opened kdgrade from.", 404)
+    if not session.is_instructor and (session.resource_link is None
+                                      or session.resource_link.assignment_id != lti.assignment_id):
+        raise AccessDenied("This is not the activity you opened from your course. Open it from the LMS.", 403)
     return lti.assignment
 
 
