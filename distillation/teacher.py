@@ -119,7 +119,7 @@ class Encoded:
         if contexts is None:
             enc = tokenizer(list(responses), truncation=True, max_length=max_length)
         else:
-            enc = tokenizer(list(responses), list(contexts), truncation="only_second", max_length=max_length)
+            enc = tokenizer(list(responses), list(contexts), truncation="longest_first", max_length=max_length)
         self.ids = enc["input_ids"]
         self.tt = enc.get("token_type_ids") or [[0] * len(x) for x in self.ids]
         self.lengths = np.array([len(x) for x in self.ids])
