@@ -3,7 +3,7 @@
     KDGRADE_DISTILL_DUMP=var/bench-dump .venv/bin/python bench/distill_bench.py asap --items 2
     .venv/bin/python bench/distill_student_sweep.py var/bench-dump/2
 
-Prints test QWK of the KD student for a few settings (temperature, alpha, learning rate, augmented
+Prints validation and test QWK of the KD student for a few settings (temperature, alpha, learning rate, augmented
 copies used, size), beside the teacher's.  For choosing defaults; the reported figures come from
 bench/distill_bench.py.
 """
@@ -60,6 +60,8 @@ def main() -> None:
         "epochs20": {"epochs": 20},
         "8192x4": {"n_buckets": 8192, "embed_dim": 4},
         "h48": {"embed_dim": 10, "hidden": 48},
+        "lr3e-3-T2": {"lr": 3e-3, "temperature": 2.0},
+        "lr3e-3-a0.9": {"lr": 3e-3, "alpha": 0.9},
     }
     only = sys.argv[2:] or list(variants)
     n_extra_all = len(arr["logits_extra"])
@@ -72,8 +74,9 @@ def main() -> None:
         t = time.time()
         net, log = train_student(f["fit"].concat(f["extra"]), hard, soft, f["val"], arr["y_val"], n_classes, cfg, 3)
         pred = predict_proba(net, f["test"]).argmax(1)
-        print(f"{name:10s} params {net.n_params():6d}", scores(lv[y_test], lv[pred], levels),
-              f"best epoch {log['best_epoch']}", f"{time.time() - t:.0f}s", flush=True)
+        print(f"{name:10s} params {net.n_params():6d} val QWK {log['best_val_qwk']:.4f} test",
+              scores(lv[y_test], lv[pred], levels), f"best epoch {log['best_epoch']}", f"{time.time() - t:.0f}s",
+              flush=True)
 
 
 if __name__ == "__main__":
