@@ -128,11 +128,14 @@ def _state_cookie_of_another_browser(env: Env) -> Callable[[], requests.Response
     return lambda: browser.post_launch()
 
 
-def _resigned(*, rogue: bool = False, spec: dict | None = None, edit: Callable[[dict], None] | None = None,
-              **claims: object) -> Callable[[Env], Callable[[], requests.Response]]:
+Attack = Callable[[Env], Callable[[], requests.Response]]
+
+
+def _resigned(*, rogue: bool = False, unsigned: bool = False, spec: dict | None = None,
+              edit: Callable[[dict], None] | None = None, **claims: object) -> Attack:
     """The platform's launch (of `spec`) with `claims` changed (or `edit`ed) and signed again, by the
     platform's own key (claims only a test platform would sign) or by another key under the platform's
-    key id (`rogue`)."""
+    key id (`rogue`), or not signed at all (`unsigned`: alg "none")."""
     def setup(env: Env) -> Callable[[], requests.Response]:
         browser = Browser()
         browser.start_launch(env.lms, env.spec(**(spec or {})))
@@ -141,7 +144,9 @@ def _resigned(*, rogue: bool = False, spec: dict | None = None, edit: Callable[[
         if edit:
             edit(body)
         key = env.lms.rogue_private_pem if rogue else env.lms.private_pem
-        token = jwt.encode(body, key, algorithm="RS256", headers=jwt.get_unverified_header(good))
+        header = jwt.get_unverified_header(good)
+        token = (jwt.encode(body, None, algorithm="none", headers={"kid": header["kid"]}) if unsigned
+                 else jwt.encode(body, key, algorithm="RS256", headers=header))
         return lambda: browser.post_launch({**browser.form, "id_token": token})
     return setup
 
@@ -190,6 +195,8 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
     "signed by a key the platform does not publish": (_bad_launch(rogue_key=True), 403, "public key"),
     "signed by another key under the platform's key id": (_resigned(rogue=True), 403,
                                                           "Signature verification failed"),
+    "not signed (alg none) under the platform's key id": (_resigned(unsigned=True), 403,
+                                                           "Unable to find public key"),
     "for another audience (client id)": (_bad_launch(extra_claims={"aud": "another-tool"}), 403, "audience (aud)"),
     "issued to another tool (azp) as well as to kdgrade": (
         _bad_launch(extra_claims={"aud": ["kdgrade-client", "another-tool"], "azp": "another-tool"}), 403,
