@@ -94,6 +94,26 @@ def test_launch_in_a_cross_site_iframe_that_drops_every_cookie_still_works(lms, 
     assert bare.status_code == 401
 
 
+def test_a_burst_of_logins_does_not_push_out_a_login_in_progress(lms, settings):
+    """Login states live in a table, not in a cache that evicts entries (Django's database cache keeps
+    300): hundreds of logins (a school starting at 9:00, or someone hammering /lti/login/) while one
+    student's launch is in flight do not make it fail."""
+    from django.test import RequestFactory
+
+    from kdgrade.lti import launch
+
+    assignment = make_assignment(lms)
+    browser = Browser()
+    browser.start_launch(lms, spec("student-1", [ROLE_LEARNER], assignment))
+    assert browser.form.get("id_token")
+    burst = {"iss": lms.issuer, "client_id": lms.client_id, "login_hint": "someone",
+             "target_link_uri": f"{settings.PUBLIC_URL}/lti/launch/"}
+    for _ in range(400):
+        launch.login(RequestFactory().get("/lti/login/"), burst)
+    page = browser.post_launch()
+    assert page.status_code == 200 and 'name="response"' in page.text, page.text[:300]
+
+
 def test_rotating_the_tool_key_during_a_deep_link_does_not_break_it(lms, live_server):
     """A Deep Linking response signed just before a rotation still verifies at the platform (the old key
     stays published); once the old key is retired, such a response no longer would."""

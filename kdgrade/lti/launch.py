@@ -1,8 +1,8 @@
 """OIDC login initiation and LTI 1.3 launch validation (on pylti1p3), configured from the database.
 
-State and nonce are kept on the server (the shared cache: Redis or a database table), bound to each
-other, and consumed once; the state cookie is checked too when the browser sends it, so a launch in a
-cross-site iframe that drops the tool's cookies still works, and a replay never does.
+State and nonce are kept on the server (a LoginState row), bound to each other, and consumed once; the
+state cookie is checked too when the browser sends it, so a launch in a cross-site iframe that drops the
+tool's cookies still works, and a replay never does.  Used nonces are also remembered in the shared cache.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from kdgrade.lti.models import (
     Context,
     Deployment,
     LaunchSession,
+    LoginState,
     LtiAssignment,
     LtiUser,
     Membership,
@@ -160,15 +161,14 @@ def login(request: HttpRequest, params: dict[str, str]) -> LoginRedirect:
     platform = platforms[0]
     if deployment_id and not platform.deployments.filter(deployment_id=deployment_id, is_active=True).exists():
         raise LaunchRefused("This deployment is not registered with kdgrade.", 403)
-    if not _within_kdgrade(target, request):
+    if len(target) > 1000 or not _within_kdgrade(target, request):
         raise LaunchRefused("The target link is not a kdgrade page.", 400)
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
-    cache.set(
-        f"lti:state:{state}",
-        {"nonce": nonce, "platform": platform.pk, "target": target},
-        timeout=STATE_TTL,
-    )
+    now = timezone.now()
+    LoginState.objects.filter(expires_at__lt=now).delete()
+    LoginState.objects.create(state=state, nonce=nonce, platform=platform, target=target,
+                              expires_at=now + timedelta(seconds=STATE_TTL))
     query = {
         "scope": "openid",
         "response_type": "id_token",
@@ -193,7 +193,7 @@ def login(request: HttpRequest, params: dict[str, str]) -> LoginRedirect:
 class _Launch(DjangoMessageLaunch):
     """pylti1p3's launch validation with state and nonce checked against the server-side record."""
 
-    def __init__(self, request: HttpRequest, tool_conf: DatabaseToolConf, record: dict) -> None:
+    def __init__(self, request: HttpRequest, tool_conf: DatabaseToolConf, record: LoginState) -> None:
         super().__init__(DjangoRequest(request, post_only=True), tool_conf,
                          session_service=DjangoSessionService(request))
         self._record = record
@@ -223,7 +223,7 @@ class _Launch(DjangoMessageLaunch):
 
     def validate_nonce(self) -> _Launch:
         nonce = self._get_jwt_body().get("nonce")
-        if not nonce or not secrets.compare_digest(str(nonce), self._record["nonce"]):
+        if not nonce or not secrets.compare_digest(str(nonce), self._record.nonce):
             raise LtiException("Invalid Nonce")
         return self
 
@@ -268,10 +268,9 @@ def launch(request: HttpRequest) -> LaunchSession:
     state = request.POST.get("state", "")
     if not state or not request.POST.get("id_token"):
         raise LaunchRefused("The launch misses its state or id_token.", 400)
-    key = f"lti:state:{state}"
-    record = cache.get(key)
+    record = LoginState.objects.filter(state=state, expires_at__gt=timezone.now()).first()
     # Consumed once: of two requests carrying the same state only the one that deletes it goes on.
-    if not record or not cache.delete(key):
+    if record is None or not LoginState.objects.filter(pk=record.pk).delete()[0]:
         raise LaunchRefused("This launch does not match a login that kdgrade started (unknown or expired "
                             "state). Open the activity again from your course.", 400)
     cookie_name = STATE_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
@@ -289,10 +288,10 @@ def launch(request: HttpRequest) -> LaunchSession:
         raise LaunchRefused("The launch was refused: incomplete platform registration.", 403) from exc
     body: dict = msg.get_launch_data()
     platform = conf.platform
-    if platform is None or platform.pk != record["platform"]:
+    if platform is None or platform.pk != record.platform_id:
         raise LaunchRefused("The launch comes from another platform than its login.", 403)
     target = body.get(CLAIM + "target_link_uri", "")
-    if target != record["target"] or not _within_kdgrade(target, request):
+    if target != record.target or not _within_kdgrade(target, request):
         raise LaunchRefused("The launch's target link is not the kdgrade page the login asked for.", 400)
     # A nonce is good for one launch only, also across states and processes.
     exp = int(body.get("exp", 0))
@@ -394,6 +393,8 @@ def session_for(token: str) -> LaunchSession | None:
 
 
 def purge_expired_sessions(older_than_hours: float = 24) -> int:
-    """Delete launch sessions that expired more than `older_than_hours` ago (the beat sweep calls this)."""
-    cutoff = timezone.now() - timedelta(hours=older_than_hours)
-    return LaunchSession.objects.filter(expires_at__lt=cutoff).delete()[0]
+    """Delete launch sessions that expired more than `older_than_hours` ago, and expired login states
+    (the beat sweep calls this)."""
+    now = timezone.now()
+    LoginState.objects.filter(expires_at__lt=now).delete()
+    return LaunchSession.objects.filter(expires_at__lt=now - timedelta(hours=older_than_hours)).delete()[0]

@@ -160,6 +160,23 @@ class ResourceLink(models.Model):
         return self.title or self.resource_link_id
 
 
+class LoginState(models.Model):
+    """An OIDC login kdgrade started: the launch that comes back must carry its state, used once.
+
+    A table rather than the cache: a cache may evict entries under load (Django's database cache keeps
+    300), and a burst of logins must never push out a login in progress.
+    """
+
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE)
+    target = models.CharField(max_length=1000)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"login state {self.pk}"
+
+
 class LaunchSession(models.Model):
     """A validated launch: who, where, in which role.
 
