@@ -244,7 +244,6 @@ def score_submission(submission: Submission) -> Score:
     return score
 
 
-@transaction.atomic
 def create_scored_submissions(
     item: Item,
     answers: Sequence[tuple[str, str]],
@@ -253,18 +252,20 @@ def create_scored_submissions(
     require_model: bool = True,
     version: object = _RESOLVE,
 ) -> tuple[BatchScore, list[Submission]]:
-    """Save (response, learner_ref) answers as submissions with their scores, all by one version."""
+    """Save (response, learner_ref) answers as submissions with their scores, all by one version.
+    Scored first, then written in one short transaction that starts with a write (no read in it)."""
     batch = score_answers(item, [a[0] for a in answers], require_model=require_model, version=version)
     subs = [Submission(item=item, response=resp, learner_ref=ref, source=source) for resp, ref in answers]
-    if len(subs) == 1:
-        subs[0].save()
-    else:
-        subs = Submission.objects.bulk_create(subs)
-    scores = [_score_row(s, r) for s, r in zip(subs, batch.results, strict=True)]
-    for s in scores:  # Score.save() computes final_score; bulk_create bypasses save()
-        s.final_score = s.override_score if s.override_score is not None else s.model_score
-    if len(scores) == 1:
-        scores[0].save()
-    else:
-        Score.objects.bulk_create(scores)
+    with transaction.atomic():
+        if len(subs) == 1:
+            subs[0].save()
+        else:
+            subs = Submission.objects.bulk_create(subs)
+        scores = [_score_row(s, r) for s, r in zip(subs, batch.results, strict=True)]
+        for s in scores:  # Score.save() computes final_score; bulk_create bypasses save()
+            s.final_score = s.override_score if s.override_score is not None else s.model_score
+        if len(scores) == 1:
+            scores[0].save()
+        else:
+            Score.objects.bulk_create(scores)
     return batch, subs

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -108,27 +108,29 @@ def activate_version(version: ModelVersion) -> ModelVersion:
         raise ModelVersionError(f"{version}: only a ready or retired version can be activated")
     verify_version(version)  # outside the transaction: loading a model takes a moment
     with transaction.atomic():
-        Item.objects.select_for_update().filter(pk=version.item_id).first()  # one activation at a time
-        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        if locked.status not in ACTIVATABLE:
-            raise ModelVersionError(f"{locked}: changed while it was being verified; try again")
+        if connection.features.has_select_for_update:  # PostgreSQL: one activation per item at a time
+            Item.objects.select_for_update().filter(pk=version.item_id).first()
+        # Writes only from here, no read first: SQLite then takes its write lock at the first UPDATE,
+        # waiting for other writers, instead of failing to upgrade a read lock ("database is locked").
         ModelVersion.objects.filter(item_id=version.item_id, status=Status.ACTIVE).update(status=Status.READY)
-        locked.status = Status.ACTIVE
-        locked.activated_at = timezone.now()
-        locked.save(update_fields=["status", "activated_at"])
-    return locked
+        promoted = ModelVersion.objects.filter(pk=version.pk, status__in=ACTIVATABLE).update(
+            status=Status.ACTIVE, activated_at=timezone.now()
+        )
+        if not promoted:  # rolls the demotion back too
+            raise ModelVersionError(f"{version}: changed while it was being verified; try again")
+    version.refresh_from_db()
+    return version
 
 
 def retire_version(version: ModelVersion) -> ModelVersion:
     """Take a version out of service.  Retiring the active one leaves the item without a model: its
     answers are then flagged `no_active_model` until another version is activated."""
-    with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        if locked.status in (Status.TRAINING, Status.FAILED):
-            raise ModelVersionError(f"{locked}: only a ready or active version can be retired")
-        locked.status = Status.RETIRED
-        locked.save(update_fields=["status"])
-    return locked
+    retirable = (Status.READY, Status.ACTIVE, Status.RETIRED)
+    if not ModelVersion.objects.filter(pk=version.pk, status__in=retirable).update(status=Status.RETIRED):
+        version.refresh_from_db()
+        raise ModelVersionError(f"{version}: only a ready or active version can be retired")
+    version.refresh_from_db()
+    return version
 
 
 def rollback(item: Item, to: ModelVersion | None = None) -> ModelVersion:

@@ -33,7 +33,10 @@ def _run(strategy, base_url: str, headers: dict, seen: set[int]) -> None:
     run()
 
 
-def test_the_live_api_conforms_to_its_schema(live_server, demo_versions):
+def test_the_live_api_conforms_to_its_schema(live_server, demo_versions, settings):
+    # Small limits keep generated bodies small (the schema advertises whatever the settings say).
+    settings.KDGRADE_MAX_BATCH = 5
+    settings.KDGRADE_MAX_ANSWER_CHARS = 400
     item, v1, _ = demo_versions
     versions.activate_version(v1)
     Item.objects.create(external_id="no-model", title="No model yet", question="Why?", reference_answers=["x"])
@@ -68,3 +71,4 @@ def test_the_live_api_conforms_to_its_schema(live_server, demo_versions):
     assert 201 in calls["POST /api/v1/items/{item_id}/score/"], calls
     assert 200 in calls["GET /api/v1/submissions/{submission_id}/"], calls
     assert all(code < 500 for codes in calls.values() for code in codes), calls
+    assert 413 in calls["POST /api/v1/items/{item_id}/score-batch/"], calls  # the limits were exercised

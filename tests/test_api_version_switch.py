@@ -66,13 +66,15 @@ def test_flipping_the_active_version_under_http_load(live_server, demo_versions,
     threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
-    for i in range(10):
+    try:
+        for i in range(10):
+            time.sleep(0.15)
+            versions.activate_version(v2 if i % 2 == 0 else v1)
         time.sleep(0.15)
-        versions.activate_version(v2 if i % 2 == 0 else v1)
-    time.sleep(0.15)
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
     assert not problems, problems[:5]
     assert len(seen) == len(sent) > 10
     assert set(seen) == {v1.pk, v2.pk}

@@ -34,36 +34,50 @@ class StrictCharField(serializers.CharField):
 _CLEANED = {"ProhibitNullCharactersValidator", "ProhibitSurrogateCharactersValidator"}
 
 
-class AnswerIn(serializers.Serializer):
-    response = StrictCharField(
+def _response_field() -> StrictCharField:
+    limit = settings.KDGRADE_MAX_ANSWER_CHARS
+    return StrictCharField(
         allow_blank=True,
         trim_whitespace=False,
-        max_length=settings.KDGRADE_MAX_ANSWER_CHARS,  # checked first by the view: 413, not 400
-        help_text=f"The student's answer, at most KDGRADE_MAX_ANSWER_CHARS characters "
-        f"({settings.KDGRADE_MAX_ANSWER_CHARS} here; longer is refused with 413 answer_too_long). "
-        "An empty or unscorable answer is accepted and flagged, not refused.",
+        max_length=limit,  # the view checks it first: 413 answer_too_long, not 400
+        help_text=f"The student's answer, at most KDGRADE_MAX_ANSWER_CHARS ({limit}) characters; longer is "
+        "refused with 413 answer_too_long. An empty or unscorable answer is accepted and flagged.",
     )
-    learner_ref = StrictCharField(
-        required=False, allow_blank=True, default="", max_length=255,
-        help_text="Opaque learner id of your system (never a name).",
-    )
+
+
+class AnswerIn(serializers.Serializer):
+    # Fields built per instance so the limits follow the settings (and the schema shows them).
+    def get_fields(self) -> dict:
+        return {
+            "response": _response_field(),
+            "learner_ref": StrictCharField(
+                required=False, allow_blank=True, default="", max_length=255,
+                help_text="Opaque learner id of your system (never a name).",
+            ),
+        }
 
 
 class ScoreRequest(AnswerIn):
-    store = serializers.BooleanField(
-        required=False, default=True,
-        help_text="Save the answer and its score as a submission (default). "
-        "With false, the answer is scored and forgotten.",
-    )
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["store"] = serializers.BooleanField(
+            required=False, default=True,
+            help_text="Save the answer and its score as a submission (default). "
+            "With false, the answer is scored and forgotten.",
+        )
+        return fields
 
 
 class BatchScoreRequest(serializers.Serializer):
-    responses = serializers.ListField(
-        child=AnswerIn(), allow_empty=False, min_length=1, max_length=settings.KDGRADE_MAX_BATCH,
-        help_text=f"1 to KDGRADE_MAX_BATCH answers ({settings.KDGRADE_MAX_BATCH} here; more is refused "
-        "with 413 batch_too_large).",
-    )
-    store = serializers.BooleanField(required=False, default=True)
+    def get_fields(self) -> dict:
+        limit = settings.KDGRADE_MAX_BATCH
+        return {
+            "responses": serializers.ListField(
+                child=AnswerIn(), allow_empty=False, min_length=1, max_length=limit,
+                help_text=f"1 to KDGRADE_MAX_BATCH ({limit}) answers; more is refused with 413 batch_too_large.",
+            ),
+            "store": serializers.BooleanField(required=False, default=True),
+        }
 
 
 # --- responses ------------------------------------------------------------------------------------

@@ -148,8 +148,8 @@ class BatchScoreView(ApiView):
         examples=[OpenApiExample("two answers", request_only=True, value={
             "responses": [{"response": "Metal is a conductor.", "learner_ref": "s-1"},
                           {"response": "The metal is colder.", "learner_ref": "s-2"}]})],
-        description=f"Up to KDGRADE_MAX_BATCH ({settings.KDGRADE_MAX_BATCH}) answers, all scored by one "
-        "model version. 201 when stored (default), 200 with `store: false`.",
+        description="Up to KDGRADE_MAX_BATCH answers (the schema's maxItems), all scored by one model "
+        "version. 201 when stored (default), 200 with `store: false`.",
     )
     def post(self, request: Request, item_id: str) -> Response:
         item, version = get_item_and_version(item_id)
