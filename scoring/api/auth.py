@@ -18,7 +18,7 @@ class CachedTokenAuthentication(TokenAuthentication):
     _cache: dict[str, tuple[float, object, object]] = {}
     _lock = threading.Lock()
 
-    def authenticate_credentials(self, key: str):
+    def authenticate_credentials(self, key: str) -> tuple[object, object]:
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < TOKEN_CACHE_TTL_S:
