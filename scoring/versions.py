@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from distillation.artifact import ArtifactError, manifest_sha256, verify
 from scoring.models import Item, ModelVersion
-from scoring.scorer import LoadedModel, ModelLoadError, load_model
+from scoring.scorer import LoadedModel, ModelLoadError, open_model
 
 Status = ModelVersion.Status
 ACTIVATABLE = (Status.READY, Status.RETIRED)
@@ -81,8 +81,8 @@ def register_version(item: Item, source: Path | str, *, metrics: dict | None = N
 
 def verify_version(version: ModelVersion) -> LoadedModel:
     """Everything activation needs: the files are there, unchanged since registration (checksums),
-    the featuriser state loads, and the ONNX graph loads and runs.  Returns the loaded model (now in
-    this process's cache); raises ModelVersionError naming the problem."""
+    the featuriser state loads, and the ONNX graph loads and runs, read from disk now (not from this
+    process's cache of sessions).  Returns the loaded model; raises ModelVersionError naming the problem."""
     if not version.artifact_path:
         raise ModelVersionError(f"{version}: no model directory recorded")
     if not version.checksum:
@@ -91,7 +91,7 @@ def verify_version(version: ModelVersion) -> LoadedModel:
     if not (path / "featurizer.json").is_file():
         raise ModelVersionError(f"{path / 'featurizer.json'}: missing file (the featuriser state)")
     try:
-        model = load_model(path, version.checksum)
+        model = open_model(path, expected_checksum=version.checksum)  # from disk, never from the cache
     except ModelLoadError as exc:
         raise ModelVersionError(str(exc)) from exc
     _check_labels(version.item, list(model.labels), str(path / "manifest.json"))

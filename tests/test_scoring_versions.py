@@ -87,8 +87,9 @@ def test_rollback_needs_an_earlier_version(demo_versions):
 @pytest.mark.parametrize("damage", ["onnx_garbage", "manifest_edited", "featurizer_missing", "file_edited"])
 def test_activation_refuses_a_broken_version_and_the_active_one_keeps_serving(demo_versions, damage):
     item, v1, v2 = demo_versions
+    versions.activate_version(v2)  # v2 loads fine (and sits in this process's cache)...
     versions.activate_version(v1)
-    path = Path(v2.artifact_path)
+    path = Path(v2.artifact_path)  # ...then its files are damaged: re-activation must read the disk
     if damage == "onnx_garbage":
         (path / "model.onnx").write_bytes(b"\x08\x01garbage")
         expected = r"model\.onnx"
