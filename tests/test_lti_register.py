@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pytest
 import requests
+from django.core import signing
 
+from kdgrade.lti import config
+from kdgrade.lti.config import registration_url
 from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, DevPlatform, LaunchSpec
 from kdgrade.lti.models import Platform
 from kdgrade.lti.testing import Browser, parse_form
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_dynamic_registration_registers_kdgrade_and_the_platform_then_launches(live_server, settings):
     settings.PUBLIC_URL = live_server.url
     with DevPlatform(live_server.url) as lms:
-        page = requests.get(lms.registration_start_url(f"{live_server.url}/lti/register/"), timeout=30)
+        page = requests.get(lms.registration_start_url(registration_url(live_server.url)), timeout=30)
         assert page.status_code == 200, page.text[:500]
         assert "org.imsglobal.lti.close" in page.text
         # What kdgrade sent the platform: its stable URLs and the services it needs.
@@ -42,11 +45,33 @@ def test_dynamic_registration_registers_kdgrade_and_the_platform_then_launches(l
 def test_dynamic_registration_with_a_wrong_token_registers_nothing(live_server):
     with DevPlatform(live_server.url) as lms:
         lms.registration_token = "not-the-one-in-the-url"
-        url = lms.registration_start_url(f"{live_server.url}/lti/register/").replace(
+        url = lms.registration_start_url(registration_url(live_server.url)).replace(
             "not-the-one-in-the-url", "forged")
         page = requests.get(url, timeout=30)
         assert page.status_code == 400 and "HTTP 401" in page.text
         assert not Platform.objects.exists()
+
+
+@pytest.mark.parametrize("key", ["", "forged:key:value", "expired"])
+def test_dynamic_registration_without_a_valid_key_registers_nothing(live_server, key, monkeypatch):
+    if key == "expired":
+        real_time = signing.time.time
+        monkeypatch.setattr(signing.time, "time", lambda: real_time() - 8 * 86400)
+        key = registration_url(live_server.url).split("key=", 1)[1]
+        monkeypatch.undo()
+    with DevPlatform(live_server.url) as lms:
+        page = requests.get(lms.registration_start_url(f"{live_server.url}/lti/register/?key={key}"), timeout=30)
+        assert page.status_code == 403
+        assert "registration URL" in page.text
+        assert lms.tool_registration is None or lms.tool_registration == {}, "kdgrade contacted the platform"
+        assert not Platform.objects.exists()
+
+
+def test_admin_shows_a_working_registration_url(admin_client):
+    page = admin_client.get("/admin/lti/platform/")
+    assert page.status_code == 200
+    url = page.context["registration_url"]
+    config.check_registration_key(url.split("key=", 1)[1])  # raises if not valid
 
 
 def test_register_without_openid_configuration_explains_itself(client):

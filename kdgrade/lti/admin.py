@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from kdgrade.lti import config, outbox
 from kdgrade.lti.models import Context, Deployment, GradeOutbox, LaunchSession, Platform, ResourceLink, ToolKey
@@ -57,10 +58,17 @@ class PlatformForm(forms.ModelForm):
 
 @admin.register(Platform)
 class PlatformAdmin(admin.ModelAdmin):
+    change_list_template = "admin/lti/platform/change_list.html"
     form = PlatformForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "preset", "issuer", "client_id", "is_active"]
     inlines = [DeploymentInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        url = config.registration_url(settings.PUBLIC_URL)
+        extra_context = {**(extra_context or {}), "registration_url": url,
+                         "registration_days": settings.KDGRADE_LTI_REGISTRATION_KEY_DAYS}
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(ToolKey)

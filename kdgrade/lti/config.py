@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -124,6 +126,31 @@ def _get_json(method: str, url: str, what: str, **kwargs: object) -> dict:
     if not isinstance(data, dict):
         raise RegistrationFailed(f"{what}: unexpected answer.")
     return data
+
+
+REGISTRATION_SALT = "kdgrade.lti.dynamic-registration"
+
+
+def registration_url(base: str) -> str:
+    """The Dynamic Registration URL an admin pastes into the LMS.  It carries a signed key that
+    expires after KDGRADE_LTI_REGISTRATION_KEY_DAYS, so nobody else can register a platform."""
+    key = signing.TimestampSigner(salt=REGISTRATION_SALT).sign(secrets.token_urlsafe(9))
+    return f"{base}/lti/register/?key={key}"
+
+
+def check_registration_key(key: str) -> None:
+    """Raise RegistrationFailed unless `key` came from registration_url() and has not expired."""
+    days = settings.KDGRADE_LTI_REGISTRATION_KEY_DAYS
+    how = ("get a fresh registration URL from kdgrade's admin (LTI platforms) or "
+           "`manage.py lti_registration_url`")
+    if not key:
+        raise RegistrationFailed(f"This registration URL has no key: {how}.")
+    try:
+        signing.TimestampSigner(salt=REGISTRATION_SALT).unsign(key, max_age=days * 86400)
+    except signing.SignatureExpired:
+        raise RegistrationFailed(f"This registration URL expired (it is valid {days} days): {how}.") from None
+    except signing.BadSignature:
+        raise RegistrationFailed(f"This registration URL's key is not valid: {how}.") from None
 
 
 def dynamic_register(openid_configuration: str, registration_token: str, base: str) -> Platform:

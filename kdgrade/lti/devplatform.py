@@ -168,7 +168,8 @@ class DevPlatform:
         """The URL the LMS opens (in a window) to start Dynamic Registration with a tool."""
         query = urlencode({"openid_configuration": f"{self.base}/.well-known/openid-configuration",
                            "registration_token": self.registration_token})
-        return f"{tool_register_url}?{query}"
+        sep = "&" if "?" in tool_register_url else "?"
+        return f"{tool_register_url}{sep}{query}"
 
     def _openid_configuration(self) -> dict:
         return {

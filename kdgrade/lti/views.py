@@ -212,6 +212,10 @@ def register(request: HttpRequest) -> HttpResponse:
         return refuse(request, "Dynamic Registration starts from the LMS: paste this URL into its tool "
                                "registration page.", 400)
     try:
+        config.check_registration_key(request.GET.get("key", ""))
+    except config.RegistrationFailed as exc:
+        return refuse(request, exc.reason, 403)
+    try:
         platform = config.dynamic_register(openid_configuration, request.GET.get("registration_token", ""),
                                            config.base_url(request))
     except config.RegistrationFailed as exc:

@@ -1,0 +1,14 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from kdgrade.lti import config
+
+
+class Command(BaseCommand):
+    help = (
+        "Print a Dynamic Registration URL to paste into Moodle or Canvas. It carries a signed key valid "
+        "KDGRADE_LTI_REGISTRATION_KEY_DAYS days; /lti/register/ without a valid key registers nothing."
+    )
+
+    def handle(self, *args: object, **options: object) -> None:
+        self.stdout.write(config.registration_url(settings.PUBLIC_URL))
