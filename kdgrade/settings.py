@@ -118,7 +118,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, for the test database too: Celery worker processes in the
     # tests must see the same data.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-kdgrade.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # IMMEDIATE: a transaction takes the write lock at BEGIN, so concurrent writers wait for
+    # `timeout` instead of failing with "database is locked" when a read turns into a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache shared by every process (LTI state and nonces, access tokens): Redis when

@@ -9,7 +9,7 @@ PY=.venv/bin/python
 export PYTHONUNBUFFERED=1
 $PY manage.py migrate --noinput -v0
 $PY manage.py createcachetable
-$PY manage.py load_demo
+$PY manage.py load_demo --with-model
 $PY manage.py ensure_admin
 HOST="${KDGRADE_HOST:-127.0.0.1}"
 PORT="${KDGRADE_PORT:-8000}"
