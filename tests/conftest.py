@@ -17,3 +17,7 @@ def _announce_configuration():
         assert engine.endswith("sqlite3"), f"embedded configuration but database engine is {engine}"
         assert broker.startswith("filesystem"), f"embedded configuration but broker is {broker}"
     yield
+
+
+# Shared fixtures: real model versions distilled once per session (see tests/scoring_support.py).
+from tests.scoring_support import demo_versions, model_dirs, models_dir  # noqa: E402, F401

@@ -12,7 +12,6 @@ from scoring import versions
 from scoring.models import Item, Submission
 from tests.scoring_support import ANSWERS
 
-pytest_plugins = ["tests.scoring_support"]
 pytestmark = pytest.mark.django_db
 
 

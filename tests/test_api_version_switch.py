@@ -19,7 +19,6 @@ from scoring import versions
 from scoring.services import reference_text
 from tests.scoring_support import ANSWERS
 
-pytest_plugins = ["tests.scoring_support"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

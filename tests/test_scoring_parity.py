@@ -16,7 +16,6 @@ from scoring import versions
 from scoring.services import reference_text, score_answers
 from tests.scoring_support import ANSWERS, DEMO_CSV, ROOT
 
-pytest_plugins = ["tests.scoring_support"]
 pytestmark = pytest.mark.django_db
 
 TORCH_STUDENT = r"""

@@ -13,7 +13,6 @@ from scoring import versions
 from scoring.scorer import open_model
 from tests.scoring_support import DEMO_CSV
 
-pytest_plugins = ["tests.scoring_support"]
 pytestmark = pytest.mark.django_db
 
 

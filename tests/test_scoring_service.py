@@ -20,8 +20,6 @@ from scoring.services import reference_text, rubric_level, score_answers, score_
 from tests.scoring_support import ANSWERS, ROOT
 from tests.workers import child_env
 
-pytest_plugins = ["tests.scoring_support"]
-
 
 def _direct_probabilities(version_dir, item, responses) -> np.ndarray:
     """The version's ONNX graph run by hand on the featuriser's output (no scoring code involved)."""

@@ -13,8 +13,6 @@ from scoring import versions
 from tests.scoring_support import ANSWERS, DEMO_CSV, ROOT
 from tests.workers import child_env
 
-pytest_plugins = ["tests.scoring_support"]
-
 HEAVY = ("torch", "transformers", "sklearn", "scipy")
 
 

@@ -14,8 +14,6 @@ from scoring.models import ModelVersion
 from scoring.services import score_answers
 from tests.scoring_support import ANSWERS
 
-pytest_plugins = ["tests.scoring_support"]
-
 pytestmark = pytest.mark.django_db
 
 Status = ModelVersion.Status
