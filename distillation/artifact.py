@@ -229,10 +229,11 @@ def write_manifest(
     parity_max_abs_diff: float,
     int8: dict | None = None,
     created_at: str | None = None,
+    extra_files: tuple[str, ...] = (),
 ) -> Manifest:
     """Checksum the files of a model version written into ``directory`` and write its manifest."""
     directory = Path(directory)
-    names = list(REQUIRED_FILES) + ([int8["file"]] if int8 else [])
+    names = list(REQUIRED_FILES) + ([int8["file"]] if int8 else []) + list(extra_files)
     files = {}
     for name in names:
         if not (directory / name).is_file():

@@ -58,6 +58,9 @@ class ProgressPrinter:
         print(" | ".join(parts), file=self.stream, flush=True)
 
 
+# Rows of the test split whose PyTorch-student probabilities go into parity.json.
+PARITY_SAMPLE = 50
+
 def _fmt_s(s: float) -> str:
     s = max(0, round(s))
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
@@ -357,6 +360,14 @@ def distill_item(
             feeds_val = {"bag": f_val.bag.toarray(), "dense": f_val.dense}
             diff = max(ox.parity(p_torch, p_onnx),
                        ox.parity(st.predict_proba(student, f_val), ox.run_onnx(sess, feeds_val)))
+            # A sample of what the PyTorch student gave at export, so a serving process can prove it
+            # reproduces these probabilities without torch.
+            k = min(PARITY_SAMPLE, len(test.response))
+            artifact.write_json(work / "parity.json", {
+                "responses": list(test.response[:k]), "questions": list(test.question[:k]),
+                "references": list(test.reference_answer[:k]),
+                "probabilities": [[float(x) for x in row] for row in p_torch[:k]],
+            })
             say("export", message=f"ONNX parity: max abs probability difference {diff:.3g} (limit {ox.PARITY_LIMIT:g})",
                 force=True)
             s_pred = p_onnx.argmax(1)
@@ -465,7 +476,8 @@ def distill_item(
             })
             artifact.write_json(work / "report.json", entry)
             artifact.write_manifest(work, item_id=item_id, labels=levels, inputs=fz.input_names, opset=ox.OPSET,
-                                    student_params=student.n_params(), parity_max_abs_diff=diff, int8=int8_info)
+                                    student_params=student.n_params(), parity_max_abs_diff=diff, int8=int8_info,
+                                    extra_files=("parity.json",))
             artifact.verify(work)
             final = out / item_id
             if final.exists():

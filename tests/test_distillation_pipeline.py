@@ -63,7 +63,7 @@ def test_model_version_directory_verifies_and_serves_like_training(run):
         m = artifact.verify(d)
         assert m.item_id == item and m.labels == report["items"][item]["labels"]
         assert m.inputs == ["bag", "dense"] and m.output == "probabilities"
-        expected = {"model.onnx", "featurizer.json", "config.json", "report.json"}
+        expected = {"model.onnx", "featurizer.json", "config.json", "report.json", "parity.json"}
         assert set(m.files) == expected | ({m.int8_file} if m.int8_file else set())
         assert json.loads((d / "report.json").read_text()) == report["items"][item]
         config = json.loads((d / "config.json").read_text())
