@@ -12,6 +12,7 @@ teacher's time, while it still catches the crafted non-answers it is meant for.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -114,6 +115,7 @@ STOPWORDS: dict[str, frozenset[str]] = {
 LATIN_LANGUAGES = _wordset("en es fr de pt it nl ca da sv no nb fi pl cs ro hu tr id ms sw af et lv lt sk sl hr ga")
 
 
+@functools.lru_cache(maxsize=256)
 def base_language(code: str) -> str:
     """'en-US' -> 'en'."""
     return (code or "en").split("-")[0].split("_")[0].lower()
@@ -165,15 +167,22 @@ def _implausible_uncached(original: str) -> int:
 
 
 _implausible_cache: dict[str, int] = {}
+# Words (as written) known to be plausible: most answers consist of them only, which one C-level
+# `issuperset` checks.  Both caches are only ever added to or cleared whole (safe under the GIL).
+_plausible: set[str] = set()
+_CACHE_MAX = 200_000
 
 
 def _implausible(original: str) -> int:
     """The word's implausibility (0, MASH or RUN_TOGETHER), cached: answers reuse their words."""
     hit = _implausible_cache.get(original)
     if hit is None:
-        if len(_implausible_cache) > 200_000:
+        if len(_implausible_cache) > _CACHE_MAX:
             _implausible_cache.clear()
+            _plausible.clear()
         hit = _implausible_cache[original] = _implausible_uncached(original)
+        if not hit:
+            _plausible.add(original)
     return hit
 
 
@@ -240,20 +249,20 @@ def _non_latin_share(text: str) -> float:
     return non_latin / len(letters)
 
 
-def _stopword_hits(counts: Counter[str]) -> dict[str, int]:
-    """Occurrences of each language's function words."""
+def _stopword_hits(counts: Counter[str], stop: set[str] | frozenset[str] | None = None) -> dict[str, int]:
+    """Occurrences of each language's function words (`stop`: the answer's function words, if known)."""
     hits: dict[str, int] = {}
-    for w in _STOP_KEYS.intersection(counts):
+    for w in _STOP_KEYS.intersection(counts) if stop is None else stop:
         n = counts[w]
         for lang in _STOP_LANGS[w]:
             hits[lang] = hits.get(lang, 0) + n
     return hits
 
 
-def _wrong_language(text: str, tokens: list[str], language: str, hits: dict[str, int]) -> bool:
+def _wrong_language(text: str, n: int, language: str, hits: dict[str, int]) -> bool:
     if language in LATIN_LANGUAGES and _non_latin_share(text) >= 0.5:
         return True
-    if language not in STOPWORDS or len(tokens) < LANG_MIN_WORDS:
+    if language not in STOPWORDS or n < LANG_MIN_WORDS:
         return False
     own_hits = hits.get(language, 0)
     best_other = max((n for lang, n in hits.items() if lang != language), default=0)
@@ -261,18 +270,32 @@ def _wrong_language(text: str, tokens: list[str], language: str, hits: dict[str,
 
 
 def _keyword_list(
-    n: int, counts: Counter[str], language: str, hits: dict[str, int], *, wrong_language: bool
+    n: int, counts: Counter[str], own: frozenset[str], own_hits: int, *, wrong_language: bool, ascii_text: bool
 ) -> bool:
     """Words without the glue of a sentence, or the same few content words over and over."""
     if n >= 3 and len(counts) == 1:  # "bla bla bla"
         return True
-    own = STOPWORDS.get(language, frozenset())
-    if (len(counts) - len(own.intersection(counts))) * 2 < n:  # few distinct content words: count them
-        content = [t for t in counts if len(t) > 1 and t not in own]
-        n_content = sum(counts[t] for t in content)
+    others = counts.keys() - own
+    # Few distinct content words: count them.  A repetition needs len(content) <= 0.35 * n_content, and
+    # n_content <= n - own_hits while len(content) >= len(others) - (one-letter words), so skip the count
+    # when even the bound fails (the one-letter words are counted only then).
+    bound = REPEAT_MAX_UNIQUE_RATIO * (n - own_hits)
+    if len(others) * 2 < n and (len(others) <= bound or len(others) - _one_letter(others, ascii_text) <= bound):
+        content = [t for t in others if len(t) > 1]
+        n_content = sum(map(counts.__getitem__, content))
         if n_content >= REPEAT_MIN_WORDS and len(content) / n_content <= REPEAT_MAX_UNIQUE_RATIO:
             return True
-    return n >= KEYWORD_MIN_WORDS and bool(own) and not wrong_language and not hits.get(language)
+    return n >= KEYWORD_MIN_WORDS and bool(own) and not wrong_language and not own_hits
+
+
+_ASCII_ONE_LETTER = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+def _one_letter(types: set[str], ascii_text: bool) -> int:
+    """How many of the (lower-cased) word types are one letter long."""
+    if ascii_text:  # then the words are lower-case ASCII letters
+        return len(_ASCII_ONE_LETTER.intersection(types))
+    return sum(1 for t in types if len(t) == 1)
 
 
 def check_response(response: str, *, question: str = "", language: str = "en") -> list[str]:
@@ -289,26 +312,38 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
     if n > MAX_WORDS or len(text) > MAX_CHARS:
         flags.append(TOO_LONG)
     language = base_language(language)
-    hits = _stopword_hits(counts)
-    if _wrong_language(text, tokens, language, hits):
+    own = STOPWORDS.get(language, _EMPTY_SET)
+    own_types = own.intersection(counts)
+    own_hits = sum(map(counts.__getitem__, own_types))
+    # Another language's function words must out-number ours (see _wrong_language): they can only if
+    # the answer's function words that are not ours occur more often than ours.  Most answers fail
+    # that bound, and then the per-language counts are not needed.
+    foreign = _STOP_KEYS.intersection(counts) - own_types
+    if foreign and sum(map(counts.__getitem__, foreign)) > own_hits:
+        hits = _stopword_hits(counts, foreign | own_types)
+    else:
+        hits = {language: own_hits}
+    if _wrong_language(text, n, language, hits):
         flags.append(WRONG_LANGUAGE)
     if question and _is_copy(tokens, counts, question_index(question)):
         flags.append(COPY_OF_QUESTION)
     # Letter-shape rules are for Latin-script items, and for text in the item's language; digits only
     # ("100") is left alone: a number can be the answer.
-    latin = language in LATIN_LANGUAGES and WRONG_LANGUAGE not in flags
-    get = _implausible_cache.get
-    kinds = [get(o) for o in originals] if latin else []
-    if None in kinds:
+    mash = run_together = 0
+    if language in LATIN_LANGUAGES and WRONG_LANGUAGE not in flags and not _plausible.issuperset(originals):
         kinds = [_implausible(o) for o in originals]
-    mash = kinds.count(MASH)
-    run_together = kinds.count(RUN_TOGETHER)
+        mash = kinds.count(MASH)
+        run_together = kinds.count(RUN_TOGETHER)
     if (mash or run_together) and (mash + run_together) / n >= GIBBERISH_MIN_SHARE:
         # words written without spaces ("anaphasemetaphaseprophase") are a keyword list, not noise
         flags.append(GIBBERISH if mash >= run_together else KEYWORD_LIST)
-    elif _keyword_list(n, counts, language, hits, wrong_language=WRONG_LANGUAGE in flags):
+    elif _keyword_list(n, counts, own, own_hits, wrong_language=WRONG_LANGUAGE in flags,
+                       ascii_text=text.isascii()):
         flags.append(KEYWORD_LIST)
     return flags
+
+
+_EMPTY_SET: frozenset[str] = frozenset()
 
 
 def declines(flags: list[str]) -> bool:

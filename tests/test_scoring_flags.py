@@ -59,3 +59,33 @@ def test_flags_are_cheap():
         check_response(text, question=QUESTION)
     per_answer = (time.perf_counter() - start) / len(texts)
     assert per_answer < 200e-6, f"{per_answer * 1e6:.0f} µs per answer"
+
+
+# Edge cases of the shortcuts in check_response (the function-word bound of wrong_language, the
+# repetition bound of keyword_list with one-letter words, the known-plausible-words set).  Expected
+# values were computed with the unoptimised rules (commit b65d996) and must not change.
+_Q = "Explain why the metal spoon feels colder than the wooden spoon at room temperature."
+EDGE_CASES = [
+    ("x y z heat heat metal metal heat metal heat metal", "en", ["keyword_list"]),
+    ("a b c d e f g h heat heat heat heat heat heat", "en", []),
+    ("é è ê heat heat heat heat heat heat metal", "en", ["keyword_list"]),
+    ("heat heat heat metal metal metal wood wood wood hand", "en", ["keyword_list"]),
+    ("the the the the heat heat heat heat heat heat", "en", ["keyword_list"]),
+    ("el la los de que en heat metal", "en", ["wrong_language"]),
+    ("the metal is cold and the wood is warm de la", "en", []),
+    ("el metal es frío y la madera es caliente porque el metal", "es", []),
+    ("Metal conducts heat away from the hand faster than wood does.", "es", ["wrong_language"]),
+    ("Metal conducts heat away from the hand faster than wood does.", "zh", []),
+    ("qwerty asdfgh zxcvbn metal heat", "en", ["gibberish"]),
+    ("The spoon is metal asdfghjkl qwertyuiop zxcvbnm poiuytrewq", "en", ["gibberish"]),
+    ("anaphasemetaphaseprophasetelophase", "en", ["keyword_list"]),
+    ("Metal conductor wood insulator hand heat", "en", ["keyword_list"]),
+    ("Metal conductor wood insulator hand heat", "xx", []),
+    ("Metal METAL metal MeTaL heat heat", "en", ["keyword_list"]),
+]
+
+
+@pytest.mark.parametrize(("text", "language", "expected"), EDGE_CASES)
+def test_shortcut_edge_cases_keep_the_rules(text, language, expected):
+    for _ in range(2):  # cold, then with the word caches warm
+        assert check_response(text, question=_Q, language=language) == expected
