@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,13 @@ _cache_lock = threading.Lock()
 _load_locks: dict[tuple[str, str], threading.Lock] = {}
 
 
+# A version that failed to load is not retried for FAILED_RETRY_S: otherwise every request to it would
+# re-hash its files and rebuild its session (tens of ms each, one at a time behind the load lock) only to
+# answer 503 again.
+FAILED_RETRY_S = 5.0
+_failed: dict[tuple[str, str], tuple[float, str]] = {}
+
+
 def load_model(path: Path | str, checksum: str) -> LoadedModel:
     """The cached model for a version directory with the given manifest checksum (loaded once)."""
     key = (str(path), checksum)
@@ -123,7 +131,15 @@ def load_model(path: Path | str, checksum: str) -> LoadedModel:
     with lock:  # one thread loads; the others wait for it
         model = _cache.get(key)
         if model is None:
-            model = open_model(path, expected_checksum=checksum)
+            failed = _failed.get(key)
+            if failed is not None and time.monotonic() - failed[0] < FAILED_RETRY_S:
+                raise ModelLoadError(failed[1])
+            try:
+                model = open_model(path, expected_checksum=checksum)
+            except ModelLoadError as exc:
+                _failed[key] = (time.monotonic(), str(exc))
+                raise
+            _failed.pop(key, None)
             with _cache_lock:
                 _cache[key] = model
                 while len(_cache) > MAX_CACHED_MODELS:
@@ -141,3 +157,4 @@ def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
         _load_locks.clear()
+        _failed.clear()

@@ -41,8 +41,10 @@ def test_score_submission_stores_the_active_versions_score(demo_versions, model_
     assert np.abs(probs - expected).max() <= 1e-6
     assert score.model_version_id == v1.pk
     assert score.confidence == pytest.approx(float(expected.max()), abs=1e-6)
-    if score.flags:
-        assert score.flags == ["low_confidence"] and score.confidence < item.confidence_threshold
+    if score.confidence < item.confidence_threshold:
+        assert score.flags == ["low_confidence"]
+    else:
+        assert score.flags == []
     assert score.model_score == int(expected.argmax()) == score.final_score
     assert rubric_level(item, score.model_score).label in {"Not yet", "Partly", "Complete"}
 
@@ -91,6 +93,29 @@ def test_a_batch_equals_single_answers_and_the_onnx_graph(demo_versions, model_d
         row = np.array([batch.results[i].probabilities[k] for k in (0, 1, 2)])
         assert np.abs(row - direct[i]).max() <= 1e-6
         assert one.probabilities == pytest.approx(batch.results[i].probabilities, abs=1e-6)
+
+
+@pytest.mark.django_db
+def test_a_large_batch_scored_on_the_helper_thread_equals_the_graph_and_the_flags(demo_versions, model_dirs):
+    """Batches of OVERLAP_MIN_BATCH answers or more are featurised on a helper thread while the flags are
+    computed: same probabilities as the graph, same flags as check_response, in the same order."""
+    from scoring import services
+    from scoring.flags import check_response
+
+    item, v1, _ = demo_versions
+    versions.activate_version(v1)
+    answers = [f"{a} ({i})" for i in range(services.OVERLAP_MIN_BATCH // len(ANSWERS) + 2) for a in ANSWERS]
+    answers += ["", "asdfgh qwerty zxcvbn", item.question]
+    assert len(answers) >= services.OVERLAP_MIN_BATCH
+    batch = score_answers(item, answers)
+    direct = _direct_probabilities(model_dirs["v1"], item, answers)
+    got = np.array([[r.probabilities[k] for k in (0, 1, 2)] for r in batch.results])
+    assert got.shape == direct.shape and np.abs(got - direct).max() <= 1e-6
+    for answer, result in zip(answers, batch.results, strict=True):
+        pre = check_response(answer, question=item.question, language=item.language)
+        assert result.flags == (pre or (["low_confidence"] if result.confidence < item.confidence_threshold
+                                        else []))
+    assert [r.flags for r in batch.results[-3:]] == [["empty"], ["gibberish"], ["copy_of_question"]]
 
 
 @pytest.mark.django_db(transaction=True)
