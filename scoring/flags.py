@@ -349,3 +349,11 @@ _EMPTY_SET: frozenset[str] = frozenset()
 def declines(flags: list[str]) -> bool:
     """True when the flags mean the model must not give a score on its own."""
     return bool(flags) and not REVIEW_ONLY_FLAGS.issuperset(flags)
+
+
+def check_batch(responses: list[str], question: str | list[str], language: str = "en") -> list[list[str]]:
+    """check_response for a batch (one question for all, or one per answer); a plain module-level
+    function so that a batch can be flagged in a helper process (see scoring.services)."""
+    if isinstance(question, str):
+        return [check_response(r, question=question, language=language) for r in responses]
+    return [check_response(r, question=q, language=language) for r, q in zip(responses, question, strict=True)]

@@ -95,15 +95,48 @@ def test_a_batch_equals_single_answers_and_the_onnx_graph(demo_versions, model_d
         assert one.probabilities == pytest.approx(batch.results[i].probabilities, abs=1e-6)
 
 
+class _DeadPool:
+    """A flags helper process that died: submit() works, result() raises."""
+
+    def submit(self, *args, **kwargs):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        future = Future()
+        future.set_exception(BrokenProcessPool("the child died"))
+        return future
+
+
+@pytest.mark.parametrize("where", ["helper thread", "helper process", "dead helper process"])
 @pytest.mark.django_db
-def test_a_large_batch_scored_on_the_helper_thread_equals_the_graph_and_the_flags(demo_versions, model_dirs):
-    """Batches of OVERLAP_MIN_BATCH answers or more are featurised on a helper thread while the flags are
-    computed: same probabilities as the graph, same flags as check_response, in the same order."""
+def test_a_large_batch_equals_the_graph_and_the_flags(demo_versions, model_dirs, monkeypatch, where):
+    """Large batches are featurised while the flags are computed elsewhere (a helper thread, or a helper
+    process): same probabilities as the graph, same flags as check_response, in the same order; and a
+    helper process that dies costs nothing but time."""
     from scoring import services
     from scoring.flags import check_response
 
     item, v1, _ = demo_versions
     versions.activate_version(v1)
+    if where == "helper thread":
+        monkeypatch.setattr(services, "_flags_process", lambda: None)
+    elif where == "helper process":
+        monkeypatch.setattr(services, "PROCESS_MIN_BATCH", 16)
+        services._flags_process()  # starts it
+        services._flag_pool_ready.result(timeout=120)
+        assert services._flags_process() is not None
+        calls = []
+        real = services._flags_here_or_there
+
+        def spy(*args):
+            calls.append(real(*args))
+            return calls[-1]
+
+        monkeypatch.setattr(services, "_flags_here_or_there", spy)
+    else:
+        monkeypatch.setattr(services, "PROCESS_MIN_BATCH", 16)
+        monkeypatch.setattr(services, "_flags_process", lambda: _DeadPool())
+        monkeypatch.setattr(services, "_flag_pool_failed", False)
     answers = [f"{a} ({i})" for i in range(services.OVERLAP_MIN_BATCH // len(ANSWERS) + 2) for a in ANSWERS]
     answers += ["", "asdfgh qwerty zxcvbn", item.question]
     assert len(answers) >= services.OVERLAP_MIN_BATCH
@@ -116,6 +149,11 @@ def test_a_large_batch_scored_on_the_helper_thread_equals_the_graph_and_the_flag
         assert result.flags == (pre or (["low_confidence"] if result.confidence < item.confidence_threshold
                                         else []))
     assert [r.flags for r in batch.results[-3:]] == [["empty"], ["gibberish"], ["copy_of_question"]]
+    if where == "helper process":
+        assert calls and all(c is not None for c in calls)  # the flags were computed in the helper process
+        assert not services._flag_pool_failed
+    if where == "dead helper process":
+        assert services._flag_pool_failed  # given up: later batches stay in process
 
 
 @pytest.mark.django_db(transaction=True)
