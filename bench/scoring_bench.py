@@ -16,11 +16,15 @@ What is measured:
 - In process: `scoring.services.score_with_model` = flags + featuriser + onnxruntime + result objects,
   what the API and score_csv run once the model is resolved (no database).  Batched: 1,000 answers per
   call; single: one answer per call, 2,000 calls, p50/p99.
-- HTTP: gunicorn (`-w 2 -k gthread --threads 2`), PostgreSQL database `kdgrade_bench` on
+- HTTP: gunicorn (`-w 3 -k gthread --threads 4`: on 2 cores a third process evens out the 8 keep-alive
+  connections, which gunicorn does not balance between workers, and the threads hide database waits),
+  PostgreSQL database `kdgrade_bench` on
   127.0.0.1:5432 (created and migrated here), token authentication, POST /api/v1/items/heat-spoon/score/
   with one answer per request, rotating over 36 real answers; `store` true (the default: a submission
   and its score are written, one transaction) and false.  wrk with N keep-alive connections for D
-  seconds after a warm-up; errors = socket errors + non-2xx responses.
+  seconds (default 8 connections, 10 s) after a warm-up; errors = socket errors + non-2xx responses.
+- Batches of 256+ answers compute their flags in a helper process (scoring.services.PROCESS_MIN_BATCH):
+  the in-process batched figure includes that.
 """
 
 from __future__ import annotations
@@ -234,9 +238,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a model-version directory (default: build one)")
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--duration", type=int, default=10, help="seconds of HTTP load per run")
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
