@@ -13,22 +13,26 @@ loop):
 * namespace 4 (``cross_question``): the response's words crossed with the question, so that a model
   pooled over many items can learn item-specific words.
 
-Each occurrence in a namespace weighs ``1 / sqrt(number of occurrences of that namespace in the row)``,
-so the bag is ``sum(embeddings) / sqrt(n)`` per namespace.  The result is a dense ``bag`` matrix
-``[n, n_buckets]`` (float32) that the student multiplies by its embedding table, and ``dense``
-``[n, N_DENSE]`` (float32): overlap ratios with the reference and the question and length features.
+Each occurrence in a namespace weighs ``1 / sqrt(number of occurrences of that namespace in the row)``.
+The bag is returned sparse, as three flat arrays of the same length: ``row`` (int64, the answer),
+``bucket`` (int64) and ``weight`` (float32), one entry per n-gram occurrence (a bucket may repeat: the
+model sums), and ``dense`` ``[n, N_DENSE]`` (float32): overlap with the reference answer and the
+question (words, bigrams, character 4-grams), which carry over to questions the model never saw, and
+length features.  Buckets need not be a power of two.
 
-``Featurizer.transform`` returns ``{"bag": ..., "dense": ...}``, the exact feeds of the ONNX student.
+``Featurizer.transform`` returns ``{"row", "bucket", "weight", "dense"}``, the exact feeds of the ONNX
+student (``distillation.onnx_contract``); ``to_csr`` turns them into a scipy matrix for training.
 The same code runs in training and in serving, so features are identical byte for byte.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT = "kdgrade-featurizer/1"
+FORMAT = "kdgrade-featurizer/2"
 
 DENSE_NAMES = (
     "ref_word_recall",  # share of the reference's distinct words present in the response
@@ -39,6 +43,9 @@ DENSE_NAMES = (
     "log_words",  # log1p(number of words) / 5
     "log_chars",  # log1p(number of characters) / 8
     "distinct_word_ratio",  # distinct words / words
+    "ref_char4_recall",  # share of the reference's distinct character 4-grams present in the response
+    "ref_char4_precision",  # share of the response's distinct character 4-grams present in the reference
+    "ref_length_ratio",  # log((words + 1) / (reference words + 1)) / 3
 )
 N_DENSE = len(DENSE_NAMES)
 
@@ -152,28 +159,42 @@ def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
     return _mix(out)
 
 
-_CONTEXT_CACHE: dict[tuple, tuple] = {}
+_CONTEXT_CACHE: dict[tuple, _Context] = {}
 _CONTEXT_CACHE_SIZE = 256
 
 
-def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> tuple:
+@dataclass(frozen=True)
+class _Context:
+    """Hashed (row, n-gram) sets of a batch's distinct references and questions."""
+
+    ref_uni: np.ndarray
+    ref_bi: np.ndarray
+    ref_c4: np.ndarray
+    ref_word_count: np.ndarray
+    q_uni: np.ndarray
+    question_ids: np.ndarray
+
+
+def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
     """Word hashes of the (deduplicated) references and questions of a batch; cached, since a
     serving process scores the same few items over and over.  Pure function of its arguments."""
     key = (refs, questions)
     hit = _CONTEXT_CACHE.get(key)
     if hit is not None:
         return hit
-    rt = _Text(refs)
-    qt = _Text(questions)
-    rbi_h, rbi_r = rt.word_bigrams()
-    value = (
-        rt,
-        np.unique(_row_key(rt.word_row, rt.word_hash)),
-        np.unique(_row_key(rbi_r, rbi_h)),
-        qt,
-        np.unique(_row_key(qt.word_row, qt.word_hash)),
-        _text_ids(qt, len(questions)),
-    )
+    with np.errstate(over="ignore"):
+        rt = _Text(refs)
+        qt = _Text(questions)
+        rbi_h, rbi_r = rt.word_bigrams()
+        rc4_h, rc4_r = rt.char_ngrams(4)
+        value = _Context(
+            ref_uni=np.unique(_row_key(rt.word_row, rt.word_hash)),
+            ref_bi=np.unique(_row_key(rbi_r, rbi_h)),
+            ref_c4=np.unique(_row_key(rc4_r, rc4_h)),
+            ref_word_count=np.bincount(rt.word_row, minlength=len(refs)).astype(np.float64),
+            q_uni=np.unique(_row_key(qt.word_row, qt.word_hash)),
+            question_ids=_text_ids(qt, len(questions)),
+        )
     if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
         _CONTEXT_CACHE.pop(next(iter(_CONTEXT_CACHE)))
     _CONTEXT_CACHE[key] = value
@@ -205,7 +226,7 @@ def _as_text_list(values, n: int, name: str) -> list[str]:
 
 
 class Featurizer:
-    """Hashed n-gram bag + overlap features.  ``transform`` output feeds the ONNX student directly."""
+    """Hashed n-gram bag (sparse) + overlap features.  ``transform`` output feeds the ONNX student."""
 
     def __init__(
         self,
@@ -215,8 +236,8 @@ class Featurizer:
         use_reference: bool = True,
         cross_question: bool = False,
     ):
-        if n_buckets < 2 or n_buckets & (n_buckets - 1):
-            raise ValueError("n_buckets must be a power of two")
+        if n_buckets < 2:
+            raise ValueError("n_buckets must be at least 2")
         self.n_buckets = int(n_buckets)
         self.word_ngrams = (int(word_ngrams[0]), int(word_ngrams[1]))
         self.char_ngrams = (int(char_ngrams[0]), int(char_ngrams[1]))
@@ -228,9 +249,7 @@ class Featurizer:
         self.cross_question = bool(cross_question)
 
     # -- state -----------------------------------------------------------------------------------
-    @property
-    def input_names(self) -> list[str]:
-        return ["bag", "dense"]
+    input_names = ("row", "bucket", "weight", "dense")
 
     @property
     def n_dense(self) -> int:
@@ -245,13 +264,15 @@ class Featurizer:
             "use_reference": self.use_reference,
             "cross_question": self.cross_question,
             "dense_features": list(DENSE_NAMES),
-            "inputs": {"bag": ["n", self.n_buckets], "dense": ["n", N_DENSE]},
+            "inputs": {"row": ["m"], "bucket": ["m"], "weight": ["m"], "dense": ["n", N_DENSE]},
         }
 
     @classmethod
     def from_state(cls, state: dict) -> Featurizer:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"not a featuriser state of format {FORMAT!r}")
+            found = state.get("format") if isinstance(state, dict) else None
+            raise ValueError(f"not a featuriser state of format {FORMAT!r} (found {found!r}): "
+                             "a model version from an older kdgrade; train it again")
         if list(state.get("dense_features", [])) != list(DENSE_NAMES):
             raise ValueError("featuriser state lists other dense features than this code computes")
         return cls(
@@ -271,9 +292,18 @@ class Featurizer:
     # -- transform -------------------------------------------------------------------------------
     def transform(self, responses: Sequence[str], questions=None, references=None) -> dict[str, np.ndarray]:
         """Features of ``responses`` (with the item's question and reference answer, one per response
-        or one string for all) as ``{"bag": float32 [n, n_buckets], "dense": float32 [n, N_DENSE]}``."""
+        or one string for all): ``{"row": int64 [m], "bucket": int64 [m], "weight": float32 [m],
+        "dense": float32 [n, N_DENSE]}``."""
         with np.errstate(over="ignore"):
             return self._transform(responses, questions, references)
+
+    def to_csr(self, feeds: dict[str, np.ndarray]):
+        """The bag of ``feeds`` as a scipy CSR matrix ``[n, n_buckets]`` (float64, duplicates summed)."""
+        import scipy.sparse as sp
+
+        n = feeds["dense"].shape[0]
+        return sp.csr_matrix((feeds["weight"].astype(np.float64), (feeds["row"], feeds["bucket"])),
+                             shape=(n, self.n_buckets))
 
     def _transform(self, responses, questions, references) -> dict[str, np.ndarray]:
         if isinstance(responses, str):
@@ -282,21 +312,24 @@ class Featurizer:
         n = len(responses)
         nb = self.n_buckets
         if n == 0:
-            return {"bag": np.zeros((0, nb), np.float32), "dense": np.zeros((0, N_DENSE), np.float32)}
+            return {"row": np.zeros(0, np.int64), "bucket": np.zeros(0, np.int64),
+                    "weight": np.zeros(0, np.float32), "dense": np.zeros((0, N_DENSE), np.float32)}
         questions = _as_text_list(questions, n, "questions")
         references = _as_text_list(references, n, "references")
         t = _Text(responses)
 
-        flat: list[np.ndarray] = []  # row * n_buckets + bucket, per chunk
-        chunk_rows: list[tuple[np.ndarray, int]] = []
+        buckets: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        spaces: list[int] = []
         ns_count = np.zeros((5, n), dtype=np.float64)  # occurrences per namespace and row
-        mask = _U64(nb - 1)
+        pow2 = nb & (nb - 1) == 0
+        modulus = _U64(nb - 1) if pow2 else _U64(nb)
 
         def add(h: np.ndarray, r: np.ndarray, ns: int) -> None:
-            bucket = (_mix(h ^ _NS[ns]) & mask).astype(np.int64)
-            bucket += r * nb
-            flat.append(bucket)
-            chunk_rows.append((r, ns))
+            mixed = _mix(h ^ _NS[ns])
+            buckets.append(((mixed & modulus) if pow2 else (mixed % modulus)).astype(np.int64))
+            rows.append(r)
+            spaces.append(ns)
             ns_count[ns] += np.bincount(r, minlength=n)
 
         lo, hi = self.word_ngrams
@@ -305,14 +338,16 @@ class Featurizer:
         bi_h, bi_r = t.word_bigrams()
         if hi >= 2:
             add(bi_h, bi_r, 1)
+        c4_h, c4_r = t.char_ngrams(4)
         if self.char_ngrams != (0, 0):
             for k in range(self.char_ngrams[0], self.char_ngrams[1] + 1):
-                add(*t.char_ngrams(k), 2)
+                add(*((c4_h, c4_r) if k == 4 else t.char_ngrams(k)), 2)
 
         # Relations with the reference answer and the question (texts deduplicated: usually one per item)
         uniq_ref, ref_id = _dedupe(references)
         uniq_q, q_id = _dedupe(questions)
-        rt, ref_uni, ref_bi, _qt, q_uni, qh = _context(tuple(uniq_ref), tuple(uniq_q))
+        ctx = _context(tuple(uniq_ref), tuple(uniq_q))
+        ref_uni, ref_bi, q_uni, qh = ctx.ref_uni, ctx.ref_bi, ctx.q_uni, ctx.question_ids
 
         # response words keyed by their row's reference / question
         w_in_ref = np.isin(_row_key(ref_id[t.word_row], t.word_hash), ref_uni)
@@ -326,16 +361,13 @@ class Featurizer:
 
         # weight: 1/sqrt(occurrences of the namespace in the row)
         with np.errstate(divide="ignore"):
-            inv = 1.0 / np.sqrt(ns_count)
-        weight = np.concatenate([inv[ns][r] for r, ns in chunk_rows])
-        bag = np.bincount(np.concatenate(flat), weights=weight, minlength=n * nb)
-        bag = bag.astype(np.float32).reshape(n, nb)
-
-        dense = self._dense(t, rt, ref_id, ref_uni, ref_bi, w_in_ref, w_in_q, bi_h, bi_r, n)
-        return {"bag": bag, "dense": dense}
+            inv = (1.0 / np.sqrt(ns_count)).astype(np.float32)
+        weight = np.concatenate([inv[ns][r] for r, ns in zip(rows, spaces, strict=True)])
+        dense = self._dense(t, ctx, ref_id, w_in_ref, w_in_q, bi_h, bi_r, c4_h, c4_r, n)
+        return {"row": np.concatenate(rows), "bucket": np.concatenate(buckets), "weight": weight, "dense": dense}
 
     @staticmethod
-    def _dense(t, rt, ref_id, ref_uni, ref_bi, w_in_ref, w_in_q, bi_h, bi_r, n) -> np.ndarray:
+    def _dense(t, ctx, ref_id, w_in_ref, w_in_q, bi_h, bi_r, c4_h, c4_r, n) -> np.ndarray:
         dense = np.zeros((n, N_DENSE), np.float64)
         n_words = np.bincount(t.word_row, minlength=n).astype(np.float64)
         # distinct words per row, and which of them are in the reference / question
@@ -348,11 +380,19 @@ class Featurizer:
         novel = np.bincount(d_row[~(w_in_ref[first] | w_in_q[first])], minlength=n).astype(np.float64)
         bkeys = _row_key(bi_r, bi_h)
         _, bfirst = np.unique(bkeys, return_index=True)
-        b_shared = np.isin(_row_key(ref_id[bi_r[bfirst]], bi_h[bfirst]), ref_bi)
+        b_shared = np.isin(_row_key(ref_id[bi_r[bfirst]], bi_h[bfirst]), ctx.ref_bi)
         b_shared_n = np.bincount(bi_r[bfirst][b_shared], minlength=n).astype(np.float64)
-        ref_types = np.bincount((ref_uni >> _U64(40)).astype(np.int64), minlength=rt.n_rows).astype(np.float64)
-        ref_bi_types = np.bincount((ref_bi >> _U64(40)).astype(np.int64), minlength=rt.n_rows).astype(np.float64)
-        rt_n, rb_n = ref_types[ref_id], ref_bi_types[ref_id]
+        n_ref = len(ctx.ref_word_count)
+        ref_types = np.bincount((ctx.ref_uni >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
+        ref_bi_types = np.bincount((ctx.ref_bi >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
+        ref_c4_types = np.bincount((ctx.ref_c4 >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
+        rt_n, rb_n, rc_n = ref_types[ref_id], ref_bi_types[ref_id], ref_c4_types[ref_id]
+        # distinct character 4-grams of each response, and how many of them the reference has
+        ckeys = np.unique(_row_key(c4_r, c4_h))
+        c_row = (ckeys >> _U64(40)).astype(np.int64)
+        c_types = np.bincount(c_row, minlength=n).astype(np.float64)
+        c_in_ref = np.isin((ckeys & _U64((1 << 40) - 1)) | (ref_id[c_row].astype(np.uint64) << _U64(40)), ctx.ref_c4)
+        c_shared = np.bincount(c_row[c_in_ref], minlength=n).astype(np.float64)
         safe = np.maximum
         dense[:, 0] = np.where(rt_n > 0, shared / safe(rt_n, 1), 0.0)
         dense[:, 1] = shared / safe(n_types, 1)
@@ -363,4 +403,7 @@ class Featurizer:
         n_chars = np.bincount(t.word_row, weights=(t.word_end - t.word_start).astype(np.float64), minlength=n)
         dense[:, 6] = np.log1p(n_chars) / 8.0
         dense[:, 7] = n_types / safe(n_words, 1)
+        dense[:, 8] = np.where(rc_n > 0, c_shared / safe(rc_n, 1), 0.0)
+        dense[:, 9] = c_shared / safe(c_types, 1)
+        dense[:, 10] = (np.log1p(n_words) - np.log1p(ctx.ref_word_count[ref_id])) / 3.0
         return dense.astype(np.float32)

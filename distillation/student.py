@@ -1,142 +1,175 @@
-"""The student: hashed n-gram embedding bag + overlap features -> small MLP, trained with the KD loss.
+"""The student: a linear ordinal model over the featuriser's hashed n-grams and overlap features.
 
-``bag [n, B] @ E [B, D]`` (the embedding bag, as a matrix product over the featuriser's weighted counts)
-is concatenated with ``dense [n, K]`` and goes through ``Linear(D + K, H) -> ReLU -> Linear(H, C)``.
+``f = bag · w + dense · v + b`` is one number per answer on the level-index scale, fitted by ridge
+regression to a mix of the teacher's predictions and the human levels (distillation: the teacher's
+numbers carry what it learned about partial answers, the human levels keep the student honest).
+Cut-points fitted on out-of-fold predictions decode ``f`` into a level, and a cumulative-logit link
+gives calibrated probabilities per level (``distillation.ordinal``).
+
+The estimator follows scikit-learn's conventions (``fit`` returns ``self``, fitted attributes end in
+``_``, ``classes_``, ``predict_proba``) and ``to_onnx()`` writes its twin, the graph the scorer serves
+(contract: ``distillation.onnx_contract``).  No torch.
 """
 
 from __future__ import annotations
 
-import copy
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
-from torch.nn import functional as F
 
-from distillation.config import StudentConfig
-from distillation.features import Featurizer
-from distillation.metrics import qwk
+from distillation import ordinal
+from distillation import onnx_contract as oc
 
 
-class StudentNet(nn.Module):
-    def __init__(self, n_buckets: int, n_dense: int, embed_dim: int, hidden: int, n_classes: int):
-        super().__init__()
-        self.embedding = nn.Parameter(torch.empty(n_buckets, embed_dim))
-        self.fc1 = nn.Linear(embed_dim + n_dense, hidden)
-        self.fc2 = nn.Linear(hidden, n_classes)
-        nn.init.normal_(self.embedding, std=0.1)
-
-    def forward(self, bag: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([bag @ self.embedding, dense], dim=1)
-        return self.fc2(torch.relu(self.fc1(x)))
-
-    def n_params(self) -> int:
-        return int(sum(p.numel() for p in self.parameters()))
-
-
+@dataclass
 class Features:
-    """Featurised rows kept sparse (CSR bag + dense matrix)."""
+    """Featurised rows: the sparse bag and the dense features (and the ONNX feeds they came from)."""
 
-    def __init__(self, bag: sp.csr_matrix, dense: np.ndarray):
-        self.bag = bag
-        self.dense = dense
+    bag: sp.csr_matrix
+    dense: np.ndarray
 
     @classmethod
-    def compute(cls, fz: Featurizer, responses, questions, references, chunk: int = 2000) -> Features:
+    def compute(cls, fz, responses, questions, references, chunk: int = 4000) -> Features:
         bags, denses = [], []
         for s in range(0, len(responses), chunk):
             f = fz.transform(responses[s : s + chunk], questions[s : s + chunk], references[s : s + chunk])
-            bags.append(sp.csr_matrix(f["bag"]))
+            bags.append(fz.to_csr(f))
             denses.append(f["dense"])
+        if not bags:
+            return cls(sp.csr_matrix((0, fz.n_buckets)), np.zeros((0, fz.n_dense), np.float32))
         return cls(sp.vstack(bags, format="csr"), np.concatenate(denses))
 
     def __len__(self) -> int:
         return self.bag.shape[0]
 
-    def rows(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.bag[idx].toarray()), torch.from_numpy(self.dense[idx])
+    def __getitem__(self, idx) -> Features:
+        return Features(self.bag[idx], self.dense[idx])
 
     def concat(self, other: Features) -> Features:
         return Features(sp.vstack([self.bag, other.bag], format="csr"), np.concatenate([self.dense, other.dense]))
 
 
-def kd_loss(logits, soft_targets, hard, temperature: float, alpha: float) -> torch.Tensor:
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, human label).
-    Rows without a human label (hard < 0) take the KD term alone (weight 1)."""
-    t = temperature
-    log_p = F.log_softmax(logits / t, dim=1)
-    kl = (soft_targets * (torch.log(soft_targets.clamp_min(1e-12)) - log_p)).sum(1) * (t * t)
-    labelled = hard >= 0
-    ce = F.cross_entropy(logits, hard.clamp_min(0), reduction="none")
-    loss = torch.where(labelled, alpha * kl + (1 - alpha) * ce, kl)
-    return loss.mean()
+class LinearStudent:
+    """Ridge regression on ``[bag, dense_weight * dense]``; with ``stagewise`` the dense features are fitted
+    first and the bag fits what they leave (a pooled model then still scores questions it never saw,
+    from the overlap features alone, instead of from the training questions' words)."""
 
+    def __init__(self, alpha: float = 1.0, dense_weight: float = 3.0, stagewise: bool = False):
+        self.alpha = alpha
+        self.dense_weight = dense_weight
+        self.stagewise = stagewise
 
-@torch.no_grad()
-def predict_proba(model: StudentNet, feats: Features, batch: int = 4096) -> np.ndarray:
-    model.eval()
-    out = []
-    for s in range(0, len(feats), batch):
-        out.append(torch.softmax(model(*feats.rows(np.arange(s, min(s + batch, len(feats))))), 1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.fc2.out_features), np.float32)
+    # -- regression ------------------------------------------------------------------------------
+    def fit(self, X: Features, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearStudent:
+        """Fit ``f`` to continuous targets ``y`` (level-index scale)."""
+        from sklearn.linear_model import Ridge
 
+        y = np.asarray(y, dtype=np.float64)
+        dense = X.dense.astype(np.float64) * self.dense_weight
+        if self.stagewise:
+            first = Ridge(alpha=1.0).fit(dense, y, sample_weight=sample_weight)
+            resid = y - first.predict(dense)
+            second = Ridge(alpha=self.alpha, solver="sparse_cg", tol=1e-6, max_iter=2000)
+            second.fit(X.bag, resid, sample_weight=sample_weight)
+            self.coef_bag_ = second.coef_.astype(np.float64)
+            self.coef_dense_ = first.coef_ * self.dense_weight
+            self.intercept_ = float(first.intercept_ + second.intercept_)
+        else:
+            design = sp.hstack([X.bag, sp.csr_matrix(dense)], format="csr")
+            model = Ridge(alpha=self.alpha, solver="sparse_cg", tol=1e-6, max_iter=2000)
+            model.fit(design, y, sample_weight=sample_weight)
+            nb = X.bag.shape[1]
+            self.coef_bag_ = model.coef_[:nb].astype(np.float64)
+            self.coef_dense_ = model.coef_[nb:] * self.dense_weight
+            self.intercept_ = float(model.intercept_)
+        return self
 
-def train_student(
-    feats: Features,
-    hard: np.ndarray,
-    soft: np.ndarray | None,
-    val_feats: Features,
-    y_val: np.ndarray,
-    n_classes: int,
-    cfg: StudentConfig,
-    seed: int,
-    progress: Callable[..., None] | None = None,
-    stage: str = "student",
-) -> tuple[StudentNet, dict]:
-    """Train a student.  ``soft`` (teacher probabilities at temperature T) given: KD loss; None: plain
-    cross-entropy on the rows with a human label (``hard >= 0``).  The epoch with the best validation
-    QWK (ties: accuracy) is kept."""
-    torch.manual_seed(seed)
-    rng = np.random.RandomState(seed)
-    model = StudentNet(feats.bag.shape[1], feats.dense.shape[1], cfg.embed_dim, cfg.hidden, n_classes)
-    rows = np.arange(len(feats)) if soft is not None else np.flatnonzero(hard >= 0)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, (len(rows) + cfg.batch_size - 1) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.02, 1.0 - s / total))
-    hard_t = torch.as_tensor(hard, dtype=torch.long)
-    soft_t = torch.as_tensor(soft) if soft is not None else None
-    labels = list(range(n_classes))
-    best_key, best_state, best_epoch = None, None, 0
-    t0 = time.monotonic()
-    step = 0
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        order = rows[rng.permutation(len(rows))]
-        for s in range(0, len(order), cfg.batch_size):
-            idx = np.sort(order[s : s + cfg.batch_size])
-            logits = model(*feats.rows(idx))
-            if soft_t is not None:
-                loss = kd_loss(logits, soft_t[idx], hard_t[idx], cfg.temperature, cfg.alpha)
-            else:
-                loss = F.cross_entropy(logits, hard_t[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-        pred = predict_proba(model, val_feats).argmax(1)
-        key = (round(qwk(y_val, pred, labels), 9), round(float((pred == y_val).mean()), 9))
-        if best_key is None or key > best_key:
-            best_key, best_state, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
-        if progress:
-            rate = (time.monotonic() - t0) / step
-            progress(stage=stage, step=step, total=total, epoch=epoch, epochs=cfg.epochs,
-                     eta_s=rate * (total - step), val_qwk=key[0])
-    model.load_state_dict(best_state)
-    model.eval()
-    return model, {"best_epoch": best_epoch, "best_val_qwk": best_key[0], "steps": step,
-                   "seconds": round(time.monotonic() - t0, 1)}
+    def decision_function(self, X: Features) -> np.ndarray:
+        return X.bag @ self.coef_bag_ + X.dense.astype(np.float64) @ self.coef_dense_ + self.intercept_
+
+    # -- decoding --------------------------------------------------------------------------------
+    def set_decoding(self, labels, cuts, scale: float) -> LinearStudent:
+        """Levels (their score values), cut-points and link scale (fitted held-out, ``distillation.ordinal``)."""
+        self.classes_ = np.asarray(labels)
+        self.cuts_ = np.asarray(cuts, dtype=np.float64)
+        self.scale_ = float(scale)
+        return self
+
+    def predict_proba(self, X: Features) -> np.ndarray:
+        return ordinal.level_probabilities(self.decision_function(X), self.cuts_, self.scale_)
+
+    def predict(self, X: Features) -> np.ndarray:
+        return self.classes_[ordinal.decode(self.decision_function(X), self.cuts_)]
+
+    def n_params(self) -> int:
+        n = len(self.coef_bag_) + len(self.coef_dense_) + 1
+        return n + (len(self.cuts_) + 1 if hasattr(self, "cuts_") else 0)
+
+    # -- ONNX twin -------------------------------------------------------------------------------
+    def to_onnx(self):
+        """The fitted student as an ONNX graph (``distillation.onnx_contract``)."""
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        k = len(self.classes_)
+        f32 = np.float32
+        inits = [
+            numpy_helper.from_array(self.coef_bag_.astype(f32), "w_bag"),
+            numpy_helper.from_array(self.coef_dense_.astype(f32).reshape(-1, 1), "w_dense"),
+            numpy_helper.from_array(np.array([self.intercept_], f32), "bias"),
+            numpy_helper.from_array(self.cuts_.astype(f32).reshape(1, -1), "cuts"),
+            numpy_helper.from_array(np.array([self.scale_], f32), "scale"),
+            numpy_helper.from_array(np.array([0], np.int64), "zero_i"),
+            numpy_helper.from_array(np.array([1], np.int64), "one_i"),
+            numpy_helper.from_array(np.array([-1], np.int64), "minus_one_i"),
+            numpy_helper.from_array(np.array([k + 1], np.int64), "k_plus_1"),
+            numpy_helper.from_array(np.array([-1, 1], np.int64), "col_shape"),
+        ]
+        node = helper.make_node
+        nodes = [
+            # bag: sum over each answer's entries of w_bag[bucket] * weight
+            node("Gather", ["w_bag", "bucket"], ["w_entry"]),
+            node("Mul", ["w_entry", "weight"], ["contrib"]),
+            node("Shape", ["dense"], ["dense_shape"]),
+            node("Slice", ["dense_shape", "zero_i", "one_i"], ["n"]),
+            node("ConstantOfShape", ["n"], ["zeros_n"],
+                 value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0.0])),
+            node("ScatterElements", ["zeros_n", "row", "contrib"], ["bag_sum"], axis=0, reduction="add"),
+            node("MatMul", ["dense", "w_dense"], ["dense_col"]),
+            node("Reshape", ["dense_col", "minus_one_i"], ["dense_sum"]),
+            node("Add", ["bag_sum", "dense_sum"], ["f0"]),
+            node("Add", ["f0", "bias"], ["score"]),
+            # ordinal link: P(level <= j) = sigmoid((cut_j - f) / scale); probabilities are the differences
+            node("Reshape", ["score", "col_shape"], ["f_col"]),
+            node("Sub", ["cuts", "f_col"], ["margin"]),
+            node("Div", ["margin", "scale"], ["z"]),
+            node("Sigmoid", ["z"], ["cum_inner"]),
+            node("Concat", ["zeros_col", "cum_inner", "ones_col"], ["cum"], axis=1),
+            node("Slice", ["cum", "one_i", "k_plus_1", "one_i"], ["cum_hi"]),
+            node("Slice", ["cum", "zero_i", "minus_one_i", "one_i"], ["cum_lo"]),
+            node("Sub", ["cum_hi", "cum_lo"], ["probabilities"]),
+            node("Greater", ["f_col", "cuts"], ["above"]),
+            node("Cast", ["above"], ["above_i"], to=TensorProto.INT64),
+            node("ReduceSum", ["above_i", "one_i"], ["level"], keepdims=0),
+            # zeros_col / ones_col: [n, 1] columns built from f_col
+            node("Mul", ["f_col", "zero_f"], ["zeros_col"]),
+            node("Add", ["zeros_col", "one_f"], ["ones_col"]),
+        ]
+        inits += [numpy_helper.from_array(np.array([0.0], f32), "zero_f"),
+                  numpy_helper.from_array(np.array([1.0], f32), "one_f")]
+        # ONNX needs nodes in topological order: move the two column builders before their use
+        nodes = nodes[:14] + nodes[-2:] + nodes[14:-2]
+        vi = helper.make_tensor_value_info
+        graph = helper.make_graph(
+            nodes, "kdgrade_student",
+            [vi("row", TensorProto.INT64, ["m"]), vi("bucket", TensorProto.INT64, ["m"]),
+             vi("weight", TensorProto.FLOAT, ["m"]), vi("dense", TensorProto.FLOAT, ["n", len(self.coef_dense_)])],
+            [vi(oc.PROBABILITIES, TensorProto.FLOAT, ["n", k]), vi(oc.LEVEL, TensorProto.INT64, ["n"]),
+             vi(oc.SCORE, TensorProto.FLOAT, ["n"])],
+            inits,
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", oc.OPSET)], producer_name="kdgrade")
+        m.ir_version = oc.IR_VERSION
+        onnx.checker.check_model(m, full_check=True)
+        return m

@@ -1,5 +1,13 @@
 """The teacher: a pretrained MiniLM encoder (or any local Hugging Face checkpoint) fine-tuned as a
-classifier over an item's score levels; soft labels; ONNX + int8 export.  Never downloads anything."""
+regressor on an item's score levels; ONNX + int8 export.  Never downloads anything.
+
+On a CPU only the top ``train_layers`` transformer layers and the head are trained: the embeddings and
+lower layers stay frozen, so their output is computed once per answer and cached, and each epoch runs
+the top layers alone (forward and backward).  That buys several epochs within minutes on two cores.
+On a GPU (when present) every layer is trained, in bfloat16 mixed precision, with a larger budget.
+The output is one number per answer on the level-index scale (0 .. K-1); ``distillation.ordinal``
+turns it into a level.
+"""
 
 from __future__ import annotations
 
@@ -43,35 +51,58 @@ def load_tokenizer(checkpoint: str | None):
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
-class TeacherModel(nn.Module):
-    """Encoder + mean pooling + dropout + linear head -> logits."""
+def device() -> torch.device:
+    """A GPU when one is present (KDGRADE_DEVICE=cpu forces the CPU), else the CPU."""
+    if os.environ.get("KDGRADE_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
 
-    def __init__(self, encoder: nn.Module, hidden: int, n_classes: int, dropout: float = 0.1):
+
+def _layers(encoder: nn.Module) -> nn.ModuleList | None:
+    """The transformer layers of a BERT-like encoder (BERT, MiniLM, RoBERTa, ELECTRA...), else None."""
+    enc = getattr(encoder, "encoder", None)
+    layers = getattr(enc, "layer", None)
+    return layers if isinstance(layers, nn.ModuleList) else None
+
+
+class TeacherModel(nn.Module):
+    """Encoder + mean pooling + dropout + linear head -> one score per answer."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, n_classes)
+        self.head = nn.Linear(hidden, 1)
+
+    def pool(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled)).squeeze(-1)
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        h = out[0]
-        m = attention_mask.unsqueeze(-1).to(h.dtype)
-        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+        return self.pool(out[0], attention_mask)
+
+    def lower(self, input_ids, attention_mask, token_type_ids, n_frozen: int) -> torch.Tensor:
+        """Hidden states after the embeddings and the first ``n_frozen`` layers."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                           output_hidden_states=True)
+        return out.hidden_states[n_frozen]
+
+    def upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, n_frozen: int) -> torch.Tensor:
+        """The remaining layers and the head, from cached lower hidden states."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+        for layer in _layers(self.encoder)[n_frozen:]:
+            hidden = layer(hidden, mask)
+            if isinstance(hidden, tuple):
+                hidden = hidden[0]
+        return self.pool(hidden, attention_mask)
 
 
-class ProbabilityModel(nn.Module):
-    """Softmax on top of a teacher, for ONNX export (output "probabilities")."""
-
-    def __init__(self, model: TeacherModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        return torch.softmax(self.model(input_ids, attention_mask, token_type_ids), dim=-1)
-
-
-def build_teacher(checkpoint: str | None, n_classes: int, seed: int) -> TeacherModel:
+def build_teacher(checkpoint: str | None, seed: int) -> TeacherModel:
     from transformers import AutoModel, BertConfig, BertModel
 
     torch.manual_seed(seed)
@@ -82,30 +113,16 @@ def build_teacher(checkpoint: str | None, n_classes: int, seed: int) -> TeacherM
             intermediate_size=128, max_position_embeddings=512,
         )
         encoder = BertModel(cfg, add_pooling_layer=False)
-        hidden = 64
     else:
         path = default_checkpoint() if checkpoint is None else checkpoint
         if not Path(path).is_dir():
             raise TeacherError(f"teacher checkpoint {path}: not a directory")
         encoder = AutoModel.from_pretrained(path, local_files_only=True)
-        hidden = int(encoder.config.hidden_size)
     torch.manual_seed(seed)
-    model = TeacherModel(encoder, hidden, n_classes)
+    model = TeacherModel(encoder, int(encoder.config.hidden_size))
     nn.init.normal_(model.head.weight, std=0.02)
     nn.init.zeros_(model.head.bias)
     return model
-
-
-def device() -> torch.device:
-    """A GPU when one is present (KDGRADE_DEVICE=cpu forces the CPU), else the CPU."""
-    if os.environ.get("KDGRADE_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def _on(model: nn.Module, batch):
-    dev = next(model.parameters()).device
-    return tuple(t.to(dev) for t in batch)
 
 
 def count_params(model: nn.Module) -> int:
@@ -140,6 +157,16 @@ class Encoded:
         return ids, mask, tt
 
 
+def max_length_for(tokenizer, responses: Sequence[str], contexts: Sequence[str] | None, cfg: TeacherConfig) -> int:
+    """``cfg.max_length``, or with ``"auto"`` the 95th percentile of the training answers' token counts
+    (at least 32, at most ``cfg.max_length_cap``): longer inputs cost time and rarely change a score."""
+    if cfg.max_length != "auto":
+        return int(cfg.max_length)
+    lengths = [len(x) for x in (tokenizer(list(responses), list(contexts)) if contexts else
+                                tokenizer(list(responses)))["input_ids"]]
+    return int(min(cfg.max_length_cap, max(32, np.percentile(lengths, 95))))
+
+
 def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.RandomState) -> list[np.ndarray]:
     """Shuffled batches of similar lengths (shuffle, sort within chunks of 20 batches, shuffle batches)."""
     order = rng.permutation(len(lengths))
@@ -152,85 +179,162 @@ def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.RandomS
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-@torch.no_grad()
-def predict_logits(model: TeacherModel, data: Encoded, batch_size: int = 64) -> np.ndarray:
-    model.eval()
-    order = np.argsort(data.lengths, kind="stable")
-    out = np.zeros((len(data), model.head.out_features), dtype=np.float32)
-    for s in range(0, len(order), batch_size):
-        idx = order[s : s + batch_size]
-        out[idx] = model(*_on(model, data.batch(idx))).float().cpu().numpy()
-    return out
+class _Cache:
+    """Lower-layer hidden states of every answer, computed once (per-batch padding kept)."""
+
+    def __init__(self, model: TeacherModel, data: Encoded, n_frozen: int, dev: torch.device, batch_size: int = 64):
+        self.hidden: list[torch.Tensor | None] = [None] * len(data)
+        order = np.argsort(data.lengths, kind="stable")
+        model.eval()
+        with torch.no_grad():
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                ids, mask, tt = (t.to(dev) for t in data.batch(idx))
+                h = model.lower(ids, mask, tt, n_frozen).to("cpu")
+                for j, i in enumerate(idx):
+                    self.hidden[i] = h[j, : int(data.lengths[i])].clone()
+        self.lengths = data.lengths
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        n = max(int(self.lengths[i]) for i in idx)
+        dim = self.hidden[idx[0]].shape[-1]
+        h = torch.zeros((len(idx), n, dim), dtype=self.hidden[idx[0]].dtype)
+        mask = torch.zeros((len(idx), n), dtype=torch.long)
+        for j, i in enumerate(idx):
+            k = int(self.lengths[i])
+            h[j, :k] = self.hidden[i]
+            mask[j, :k] = 1
+        return h, mask
+
+
+class FittedTeacher:
+    """A trained teacher and how to run it (with its cache of frozen lower layers, when it has one)."""
+
+    def __init__(self, model: TeacherModel, n_frozen: int, dev: torch.device):
+        self.model = model
+        self.n_frozen = n_frozen
+        self.device = dev
+
+    @torch.no_grad()
+    def predict(self, data: Encoded | _Cache, batch_size: int = 64) -> np.ndarray:
+        self.model.eval()
+        order = np.argsort(data.lengths, kind="stable")
+        out = np.zeros(len(order), dtype=np.float32)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            out[idx] = self._forward(data, idx).float().cpu().numpy()
+        return out
+
+    def _forward(self, data, idx) -> torch.Tensor:
+        dev = self.device
+        with _autocast(dev):
+            if isinstance(data, _Cache):
+                h, mask = data.batch(idx)
+                return self.model.upper(h.to(dev), mask.to(dev), self.n_frozen)
+            ids, mask, tt = (t.to(dev) for t in data.batch(idx))
+            return self.model(ids, mask, tt)
+
+    def cache(self, data: Encoded) -> Encoded | _Cache:
+        return _Cache(self.model, data, self.n_frozen, self.device) if self.n_frozen else data
+
+
+def _autocast(dev: torch.device):
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _rounded_qwk(f: np.ndarray, y: np.ndarray, n_levels: int) -> float:
+    pred = np.clip(np.rint(f), 0, n_levels - 1).astype(int)
+    return qwk(y, pred, list(range(n_levels)))
 
 
 def train_teacher(
-    model: TeacherModel,
+    checkpoint: str | None,
     train: Encoded,
     y_train: np.ndarray,
     val: Encoded,
     y_val: np.ndarray,
+    n_levels: int,
     cfg: TeacherConfig,
     seed: int,
     progress: Progress | None = None,
-) -> dict:
-    """Fine-tune with AdamW + linear warm-up/decay; early stopping on validation QWK (ties: loss).
-    Restores the best epoch's weights.  Returns a small training log."""
+) -> tuple[FittedTeacher, dict]:
+    """Fine-tune a regression teacher (MSE on the level index) with AdamW, linear warm-up and decay, and
+    early stopping on validation QWK (ties: loss); restores the best epoch.  Returns it and a log."""
     rng = np.random.RandomState(seed)
-    torch.manual_seed(seed)
+    model = build_teacher(checkpoint, seed)
     dev = device()
+    gpu = dev.type == "cuda"
+    layers = _layers(model.encoder)
+    n_layers = len(layers) if layers is not None else 0
+    train_layers = (cfg.gpu_train_layers if gpu else cfg.train_layers) or n_layers
+    n_frozen = max(0, n_layers - train_layers) if layers is not None else 0
+    epochs = cfg.gpu_epochs if gpu else cfg.epochs
     model.to(dev)
-    decay, no_decay = [], []
-    for _name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
+    if n_frozen:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        for layer in layers[n_frozen:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+    with torch.no_grad():
+        model.head.bias.fill_(float(np.mean(y_train)))
+    fitted = FittedTeacher(model, n_frozen, dev)
+    t0 = time.monotonic()
+    if progress:
+        progress(stage="teacher", message=f"caching the {n_frozen} frozen lower layers" if n_frozen
+                 else "training every layer", force=True)
+    d_train, d_val = fitted.cache(train), fitted.cache(val)
+    cache_s = time.monotonic() - t0
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
     )
     steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs
+    total = steps_per_epoch * epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     warm = max(1, int(total * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
-    loss_fn = nn.CrossEntropyLoss()
-    y_t = torch.as_tensor(y_train, dtype=torch.long)
-    best = (-np.inf, np.inf)
-    best_state = None
-    best_epoch = 0
-    bad = 0
-    step = 0
-    t0 = time.monotonic()
-    log = {"epochs": [], "steps": 0}
-    for epoch in range(1, cfg.epochs + 1):
+    y_t = torch.as_tensor(y_train, dtype=torch.float32)
+    best, best_state, best_epoch, bad, step = (-np.inf, np.inf), None, 0, 0, 0
+    log: dict = {"epochs": [], "steps": 0, "frozen_layers": n_frozen, "trained_layers": n_layers - n_frozen,
+                 "device": dev.type, "mixed_precision": "bf16" if gpu else None, "cache_seconds": round(cache_s, 1)}
+    t1 = time.monotonic()
+    for epoch in range(1, epochs + 1):
         model.train()
         for idx in _length_batches(train.lengths, cfg.batch_size, rng):
-            loss = loss_fn(model(*_on(model, train.batch(idx))), y_t[idx].to(dev))
+            pred = fitted._forward(d_train, idx).float()
+            loss = nn.functional.mse_loss(pred, y_t[idx].to(dev))
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             step += 1
             if progress and (step % 10 == 0 or step == total):
-                rate = (time.monotonic() - t0) / step
-                progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=cfg.epochs,
+                rate = (time.monotonic() - t1) / step
+                progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=epochs,
                          eta_s=rate * (total - step), loss=float(loss.detach()))
             if step >= total:
                 break
-        logits = predict_logits(model, val)
-        pred = logits.argmax(1)
-        val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(y_val, dtype=torch.long)))
-        val_qwk = qwk(y_val, pred, list(range(logits.shape[1])))
+        f_val = fitted.predict(d_val)
+        val_loss = float(np.mean((f_val - y_val) ** 2))
+        val_qwk = _rounded_qwk(f_val, y_val, n_levels)
         log["epochs"].append({"epoch": epoch, "val_qwk": round(val_qwk, 6), "val_loss": round(val_loss, 6)})
         if progress:
-            progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=cfg.epochs,
-                     eta_s=(time.monotonic() - t0) / step * (total - step), val_qwk=val_qwk, val_loss=val_loss)
+            progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=epochs,
+                     eta_s=(time.monotonic() - t1) / step * (total - step), val_qwk=val_qwk, val_loss=val_loss)
         if (val_qwk, -val_loss) > (best[0], -best[1]):
             best = (val_qwk, val_loss)
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best_epoch = epoch
-            bad = 0
+            best_epoch, bad = epoch, 0
         else:
             bad += 1
             if bad > cfg.patience:
@@ -239,63 +343,53 @@ def train_teacher(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.to("cpu")  # evaluated, exported and timed on the CPU
     model.eval()
     log.update(steps=step, best_epoch=best_epoch, best_val_qwk=round(float(best[0]), 6),
                seconds=round(time.monotonic() - t0, 1))
-    return log
+    return fitted, log
 
 
-def soft_labels(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+def to_cpu(fitted: FittedTeacher) -> FittedTeacher:
+    """The same teacher on the CPU in float32 (for export, timing and reproducible evaluation)."""
+    fitted.model.to("cpu").float().eval()
+    return FittedTeacher(fitted.model, fitted.n_frozen, torch.device("cpu"))
 
 
 def export_onnx(model: TeacherModel, sample: Encoded, path: Path, opset: int = 17) -> None:
-    """Export the teacher (softmax output "probabilities") with dynamic batch and sequence axes."""
-    wrapper = ProbabilityModel(model).eval()
+    """Export the whole teacher (output "score") with dynamic batch and sequence axes."""
     args = sample.batch(list(range(min(2, len(sample)))))
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["probabilities"] = {0: "batch"}
+    axes["score"] = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper, args, str(path), input_names=names, output_names=["probabilities"],
+            model.eval(), args, str(path), input_names=names, output_names=["score"],
             dynamic_axes=axes, opset_version=opset, dynamo=False,
         )
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    from distillation.onnx_export import quantize
+    from distillation.onnx_contract import quantize
 
     quantize(src, dst)
 
 
 class OnnxTeacher:
-    """The int8 ONNX teacher, run by onnxruntime on one thread."""
+    """The teacher as an ONNX graph (fp32 or int8), run by onnxruntime."""
 
     def __init__(self, path: Path, threads: int = 1):
-        import onnxruntime as ort
+        from distillation.onnx_contract import session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = session(path, threads=threads)
 
     def predict(self, data: Encoded, batch_size: int = 64) -> np.ndarray:
         order = np.argsort(data.lengths, kind="stable")
-        out = None
+        out = np.zeros(len(data), np.float32)
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             ids, mask, tt = data.batch(idx)
-            p = self.session.run(
-                ["probabilities"],
-                {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": tt.numpy()},
+            out[idx] = self.session.run(
+                ["score"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": tt.numpy()},
             )[0]
-            if out is None:
-                out = np.zeros((len(data), p.shape[1]), np.float32)
-            out[idx] = p
         return out
