@@ -4,8 +4,9 @@
     .venv/bin/python bench/distill_bench.py scientsbank     # SciEntsBank pooled: train -> unseen answers / questions
     .venv/bin/python bench/distill_bench.py --tables var/bench-logs/asap.json   # print tables of a saved report
 
-Prints one table per item: teacher, int8 ONNX teacher, student, student without KD, TF-IDF + logistic
-regression side by side, with human-human agreement, sizes and speeds.
+Prints one table per item: teacher, int8 ONNX teacher, student, student without KD, TF-IDF ridge side by
+side (all decoded with cut-points fitted out of fold), with human-human agreement, the gates, coverage at
+human-level agreement, calibration error, sizes and speeds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 MODELS = [
-    ("teacher", "teacher (MiniLM-L6, torch)"),
-    ("teacher_onnx_int8", "teacher int8 ONNX"),
+    ("teacher", "teacher (MiniLM-L6 + TF-IDF ensemble)"),
+    ("teacher_onnx_int8", "teacher, int8 ONNX MiniLM"),
     ("student", "student KD (ONNX)"),
     ("student_no_kd", "student, no KD"),
-    ("tfidf_logreg", "TF-IDF + logreg"),
+    ("tfidf", "TF-IDF ridge"),
 ]
 
 
@@ -35,57 +37,43 @@ def _f(x, nd=3):
         return "-"
     if isinstance(x, float):
         return f"{x:.{nd}f}"
-    return str(x)
-
-
-def _speed_source(models: dict, key: str) -> dict:
-    return models.get(key) or {}
+    return f"{x:,}" if isinstance(x, int) else str(x)
 
 
 def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
-    """Markdown table of one item (``speed_models``: where timings come from for an extra test set)."""
-    models = entry["models"]
-    speed_models = speed_models or models
     hh = entry.get("human_human_qwk")
-    hh_train = entry.get("human_human_qwk_train")
-    lines = [
-        f"### {name}",
-        "",
-        f"n_train {entry.get('n_train', '-')}, n_test {entry['n_test']} ({entry.get('test_source', '')}); "
-        f"human-human QWK: test {_f(hh)}, training rows {_f(hh_train)}"
-        + (f"; distilled end to end in {entry['seconds']:.0f} s" if "seconds" in entry else ""),
-        "",
-        "| model | params | accuracy | QWK | macro-F1 | ms/response | responses/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = [f"### {name}", "",
+             f"{entry.get('n_train', '?')} training / {entry['n_test']} test answers; human-human QWK "
+             f"{_f(hh)} ({entry.get('human_human_source') or 'no second rating'}); agreement target for "
+             f"scoring alone {_f(entry['agreement_target']['exact'])} ({entry['agreement_target']['source']})"
+             + (f"; {entry['seconds'] / 60:.1f} min to distil" if entry.get("seconds") else ""), "",
+             "| model | QWK | exact | macro-F1 | SMD | coverage (agreement) at target, test | ECE | params "
+             "| ms/answer | answers/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    speeds = speed_models or entry["models"]
     for key, label in MODELS:
-        m = models.get(key)
+        m = entry["models"].get(key)
         if not m:
-            lines.append(f"| {label} | - | - | - | - | - | - |")
+            lines.append(f"| {label} | not run | | | | | | | | |")
             continue
-        sp = _speed_source(speed_models, key)
-        rps = sp.get("responses_per_s")
+        sel = m.get("selective") or {}
+        cov = sel.get("test") or {}
+        sp = speeds.get(key) or {}
         lines.append(
-            f"| {label} | {m['params']:,} | {_f(m['accuracy'])} | {_f(m['qwk'])} | {_f(m['macro_f1'])} | "
-            f"{_f(sp.get('ms_per_response'), 3)} | {f'{rps:,.0f}' if rps else '-'} |"
-        )
-    s, t, t8 = models.get("student") or {}, models.get("teacher") or {}, models.get("teacher_onnx_int8") or {}
-    ss, ts, t8s = (_speed_source(speed_models, k) for k in ("student", "teacher", "teacher_onnx_int8"))
-    notes = []
-    if s and t:
-        notes.append(f"student QWK - teacher QWK = {s['qwk'] - t['qwk']:+.3f}")
-        notes.append(f"teacher/student params = {t['params'] / s['params']:,.0f}x")
-        if ss.get("responses_per_s") and ts.get("responses_per_s"):
-            notes.append(f"student/teacher responses/s = {ss['responses_per_s'] / ts['responses_per_s']:,.0f}x")
-        if ss.get("responses_per_s") and t8s.get("responses_per_s"):
-            notes.append(f"student/int8 teacher responses/s = {ss['responses_per_s'] / t8s['responses_per_s']:,.0f}x")
-        if "agreement_with_teacher" in s:
-            notes.append(f"student-teacher agreement {s['agreement_with_teacher']:.3f}")
-        if s.get("onnx_bytes"):
-            notes.append(f"student ONNX {s['onnx_bytes'] / 1024:.0f} KiB")
-        if t8.get("onnx_bytes"):
-            notes.append(f"int8 teacher ONNX {t8['onnx_bytes'] / 1024 / 1024:.1f} MiB")
-    lines += ["", "; ".join(notes), ""]
+            f"| {label} | {_f(m['qwk'])} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | {_f(m.get('smd'), 2)} | "
+            + (f"{cov.get('coverage', 0):.0%} ({_f(cov.get('agreement'))})" if cov else "-")
+            + f" | {_f(sel.get('ece'))} | {_f(m.get('params'))} | {_f(sp.get('ms_per_response'), 3)} | "
+            f"{_f(sp.get('responses_per_s'), 0)} |")
+    gates = entry.get("gates") or []
+    if gates:
+        lines.append("")
+        lines.append("Gates: " + "; ".join(
+            f"{g['name']} {'pass' if g['passed'] else ('n/a' if g['passed'] is None else 'FAIL')}"
+            + (f" ({g['value']:.3f})" if isinstance(g.get("value"), float) else "") for g in gates))
+    if entry.get("distillation_gain_qwk") is not None:
+        lines.append(f"Distillation's own contribution (student - student without KD): "
+                     f"{entry['distillation_gain_qwk']:+.3f} QWK. Teacher: {entry.get('teacher_recipe', '')}.")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -95,7 +83,7 @@ def tables(report: dict) -> str:
         main_name = entry.get("bench_name", f"item {item}")
         out.append(table(main_name, entry))
         for ext_name, ext in (entry.get("extra_tests") or {}).items():
-            ext = dict(ext, n_train=entry.get("n_train"), human_human_qwk_train=None)
+            ext = dict(ext, n_train=entry.get("n_train"))
             out.append(table(f"{main_name} -> {ext_name}", ext, speed_models=entry["models"]))
     return "\n".join(out)
 
@@ -107,8 +95,8 @@ def run(args) -> dict:
     config = DistillConfig()
     if args.teacher_epochs:
         config = config.with_teacher(epochs=args.teacher_epochs)
-    if args.augment is not None:
-        config = config.with_student(augment_copies=args.augment)
+    if args.threads:
+        config = replace(config, threads=args.threads)
     out = Path(args.out)
     logs = ROOT / "var" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -141,7 +129,7 @@ def main() -> None:
     ap.add_argument("--items", nargs="*", help="ASAP prompts to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher-epochs", type=int, help="maximum teacher epochs (default: the config's)")
-    ap.add_argument("--augment", type=int, help="augmented copies per training response")
+    ap.add_argument("--threads", type=int, help="torch threads for training (default: the config's, 2)")
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-out"))
     ap.add_argument("--tables", nargs="*", help="print the tables of saved report JSON files and exit")
     args = ap.parse_args()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-FORMAT = "kdgrade-model/1"
+FORMAT = "kdgrade-model/2"
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("model.onnx", "featurizer.json", "config.json", "report.json")
 
@@ -44,6 +44,7 @@ class Manifest:
     student_params: int | None = None
     parity_max_abs_diff: float | None = None
     int8_file: str | None = None
+    decoding: dict = field(default_factory=dict)  # cut-points, link scale, confidence threshold
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -125,6 +126,7 @@ def _parse_manifest(directory: Path, data: object) -> Manifest:
         student_params=data.get("student_params"),
         parity_max_abs_diff=data.get("parity_max_abs_diff"),
         int8_file=int8_file,
+        decoding=dict(data.get("decoding") or {}),
         raw=data,
     )
 
@@ -171,7 +173,7 @@ def verify(path: os.PathLike | str, *, check_onnx: bool = True) -> Manifest:
         featurizer = Featurizer.from_state(state)
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(fpath, f"missing or bad featuriser state: {exc}") from exc
-    if list(manifest.inputs) != featurizer.input_names:
+    if list(manifest.inputs) != list(featurizer.input_names):
         raise ArtifactError(
             directory / MANIFEST,
             f"bad format: onnx.inputs {manifest.inputs} differ from the featuriser's {featurizer.input_names}",
@@ -192,25 +194,18 @@ def verify(path: os.PathLike | str, *, check_onnx: bool = True) -> Manifest:
 
 
 def _check_onnx(fpath: Path, manifest: Manifest) -> None:
-    import onnxruntime as ort
+    from distillation import onnx_contract as oc
 
     try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(str(fpath), options, providers=["CPUExecutionProvider"])
+        sess = oc.session(fpath)
     except Exception as exc:  # onnxruntime raises several of its own exception types
         raise ArtifactError(fpath, f"ONNX model fails to load: {exc}") from exc
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-    if sorted(inputs) != sorted(manifest.inputs):
-        raise ArtifactError(fpath, f"ONNX inputs {inputs} differ from the manifest's {manifest.inputs}")
-    if manifest.output not in outputs:
-        raise ArtifactError(fpath, f"ONNX model has no output {manifest.output!r} (outputs: {outputs})")
-    shape = session.get_outputs()[outputs.index(manifest.output)].shape
-    if len(shape) == 2 and isinstance(shape[1], int) and shape[1] != len(manifest.labels):
-        raise ArtifactError(
-            fpath, f"ONNX output has {shape[1]} columns but the manifest lists {len(manifest.labels)} labels"
-        )
+    if sorted(manifest.inputs) != sorted(oc.INPUTS):
+        raise ArtifactError(fpath, f"the manifest's inputs {manifest.inputs} differ from the contract's")
+    try:
+        oc.validate(sess, len(manifest.labels))
+    except oc.ContractError as exc:
+        raise ArtifactError(fpath, str(exc)) from exc
 
 
 def write_json(path: os.PathLike | str, data: object) -> None:
@@ -228,6 +223,7 @@ def write_manifest(
     student_params: int,
     parity_max_abs_diff: float,
     int8: dict | None = None,
+    decoding: dict | None = None,
     created_at: str | None = None,
     extra_files: tuple[str, ...] = (),
 ) -> Manifest:
@@ -251,6 +247,8 @@ def write_manifest(
     }
     if int8:
         data["int8"] = dict(int8)
+    if decoding:
+        data["decoding"] = dict(decoding)
     write_json(directory / MANIFEST, data)
     return _parse_manifest(directory, data)
 

@@ -121,9 +121,9 @@ def evaluate(entry: Mapping, thresholds: GateThresholds | None = None, *, model:
     worst = None
     for column, per in (entry.get("groups") or {}).items():
         for value, g in per.items():
-            if g.get("n", 0) >= MIN_GROUP_SIZE and g.get("smd") is not None:
-                if worst is None or abs(g["smd"]) > abs(worst[2]):
-                    worst = (column, value, g["smd"])
+            big = g.get("n", 0) >= MIN_GROUP_SIZE and g.get("smd") is not None
+            if big and (worst is None or abs(g["smd"]) > abs(worst[2])):
+                worst = (column, value, g["smd"])
     if worst is None:
         gates.append(Gate("group_smd", None, None, t.max_abs_smd_group,
                           "No group column (e.g. school, language background) in the data: fairness across "

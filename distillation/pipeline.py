@@ -14,18 +14,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from distillation import artifact
+from distillation import artifact, gates, ordinal
+from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import DataError, Dataset, check_labels, check_test, read_csv, stratified_split
 from distillation.features import Featurizer
+from distillation.lexical import TfidfRidge, fold_ids, out_of_fold
 from distillation.metrics import qwk, scores
+from distillation.student import Features, LinearStudent
 
 POOLED = "pooled"
-REPORT_MODELS = ("teacher", "teacher_onnx_int8", "student", "student_no_kd", "tfidf_logreg")
+REPORT_MODELS = ("teacher", "teacher_onnx_int8", "student", "student_no_kd", "tfidf")
 
 
 class ProgressPrinter:
@@ -170,18 +174,259 @@ def _write_report(path, report: dict) -> None:
     os.replace(tmp, p)
 
 
-def _tfidf_logreg(train_text, y, seed):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
+# ---------------------------------------------------------------------------------------------------
+# One item, in stages.  Each stage is a plain function of arrays and datasets; `distill_item` chains them.
 
-    vec = make_union(
-        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=2, lowercase=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, lowercase=True),
-    )
-    clf = LogisticRegression(C=10.0, max_iter=3000, random_state=seed)
-    model = make_pipeline(vec, clf).fit(train_text, y)
-    return model, int(clf.coef_.size + clf.intercept_.size)
+@dataclass
+class Splits:
+    """The rows of one item: ``fit`` trains the teacher, ``val`` stops it early and fits its decoding,
+    ``labelled`` = fit + val trains the students, ``test`` is only ever evaluated."""
+
+    levels: list[int]
+    fit: Dataset
+    val: Dataset
+    test: Dataset
+    test_source: str
+    unlabelled: Dataset | None
+    use_context: bool
+    pooled_context: bool
+
+    def y(self, ds: Dataset) -> np.ndarray:
+        index = {v: i for i, v in enumerate(self.levels)}
+        return np.array([index[s] for s in ds.score], dtype=np.int64)
+
+    @property
+    def labelled(self) -> Dataset:
+        return _concat(self.fit, self.val)
+
+    def context(self, ds: Dataset) -> list[str] | None:
+        if not self.use_context:
+            return None
+        return [f"{q} {r}".strip() for q, r in zip(ds.question, ds.reference_answer, strict=True)]
+
+
+def _concat(a: Dataset, b: Dataset) -> Dataset:
+    return Dataset(path=a.path, sha256=a.sha256, item_id=a.item_id + b.item_id, question=a.question + b.question,
+                   reference_answer=a.reference_answer + b.reference_answer,
+                   response_id=a.response_id + b.response_id, response=a.response + b.response,
+                   score=a.score + b.score, extra={k: v + b.extra.get(k, [""] * len(b)) for k, v in a.extra.items()})
+
+
+def make_splits(train: Dataset, test: Dataset | None, unlabelled: Dataset | None, levels: list[int],
+                config: DistillConfig, seed: int) -> Splits:
+    if test is None:
+        keep, held = stratified_split(train.score, config.holdout_fraction, seed)
+        test, train = train.select(held), train.select(keep)
+        test_source = f"held-out {config.holdout_fraction:.0%} of the training file"
+    else:
+        test_source = test.path
+    fit_idx, val_idx = stratified_split(train.score, config.validation_fraction, seed + 1)
+    pooled_context = len(set(zip(train.question, train.reference_answer, strict=True))) > 1
+    use_context = {"auto": pooled_context, "always": True, "never": False}[config.teacher.context]
+    return Splits(levels, train.select(fit_idx), train.select(val_idx), test, test_source,
+                  unlabelled if unlabelled is not None and len(unlabelled) else None, use_context, pooled_context)
+
+
+@dataclass
+class Decoding:
+    """Cut-points and link scale fitted on held-out predictions, and what they give there."""
+
+    cuts: np.ndarray
+    scale: float
+    heldout_f: np.ndarray
+    heldout_y: np.ndarray
+
+    @classmethod
+    def fit(cls, f: np.ndarray, y: np.ndarray, n_levels: int) -> Decoding:
+        cuts = ordinal.fit_cutpoints(f, y, n_levels)
+        return cls(cuts, ordinal.fit_scale(f, y, cuts), np.asarray(f), np.asarray(y))
+
+    def levels(self, f: np.ndarray) -> np.ndarray:
+        return ordinal.decode(f, self.cuts)
+
+    def confidence(self, f: np.ndarray) -> np.ndarray:
+        p = ordinal.level_probabilities(f, self.cuts, self.scale)
+        return p[np.arange(len(f)), self.levels(f)]
+
+    def threshold(self, target: float, source: str) -> ordinal.Selective:
+        f, y = self.heldout_f, self.heldout_y
+        return ordinal.choose_threshold(self.confidence(f), self.levels(f) == y, target, source)
+
+    def to_dict(self) -> dict:
+        return {"cut_points": [round(float(c), 6) for c in self.cuts], "scale": round(self.scale, 6)}
+
+
+@dataclass
+class TeacherResult:
+    fitted: object  # distillation.teacher.FittedTeacher (on the CPU after training)
+    lexical: TfidfRidge | None
+    weight: float  # of the lexical model in the ensemble
+    decoding: Decoding
+    log: dict
+    encode: Callable[[Dataset], object]
+    seconds: float
+
+    def predict(self, ds: Dataset, transformer_f: np.ndarray | None = None) -> np.ndarray:
+        """The ensemble's score; ``transformer_f`` replaces the transformer's own (e.g. the int8 copy's)."""
+        t = self.fitted.predict(self.fitted.cache(self.encode(ds))) if transformer_f is None else transformer_f
+        if self.lexical is None or self.weight == 0:
+            return np.asarray(t, dtype=np.float64)
+        return self.weight * self.lexical.predict(ds.response) + (1 - self.weight) * np.asarray(t, np.float64)
+
+
+def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[..., None]) -> TeacherResult:
+    """Fine-tune the transformer on ``fit`` (early stopping on ``val``), fit the lexical half on ``fit``,
+    and the ensemble's decoding on ``val``."""
+    from distillation import teacher as tch
+
+    t0 = time.monotonic()
+    cfg = config.teacher
+    say("teacher", message=f"fine-tuning on {len(sp_.fit)} responses ({len(sp_.val)} for early stopping)",
+        force=True)
+    tok = tch.load_tokenizer(cfg.checkpoint)
+    max_len = tch.max_length_for(tok, sp_.fit.response, sp_.context(sp_.fit), cfg)
+
+    def encode(ds: Dataset):
+        return tch.Encoded(tok, ds.response, sp_.context(ds), max_len)
+
+    y_fit, y_val = sp_.y(sp_.fit), sp_.y(sp_.val)
+    fitted, log = tch.train_teacher(cfg.checkpoint, encode(sp_.fit), y_fit, encode(sp_.val), y_val,
+                                    len(sp_.levels), cfg, seed, progress=lambda **k: say(**k))
+    fitted = tch.to_cpu(fitted)
+    log["max_length"] = max_len
+    lexical = TfidfRidge().fit(sp_.fit.response, y_fit) if cfg.lexical_weight > 0 else None
+    result = TeacherResult(fitted, lexical, cfg.lexical_weight, None, log, encode, 0.0)  # type: ignore[arg-type]
+    result.decoding = Decoding.fit(result.predict(sp_.val), y_val, len(sp_.levels))
+    result.seconds = round(time.monotonic() - t0, 1)
+    return result
+
+
+@dataclass
+class StudentData:
+    """What the students train on: labelled rows (with human levels) then unscored rows."""
+
+    features: Features
+    human: np.ndarray  # level index per labelled row
+    teacher: np.ndarray  # teacher score per row (labelled and unscored)
+    n_labelled: int
+
+
+def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Callable[..., None]) -> StudentData:
+    """The teacher scores every labelled and unscored answer; the featuriser reads them."""
+    lab = sp_.labelled
+    rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
+    n_un = len(sp_.unlabelled) if sp_.unlabelled is not None else 0
+    say("soft labels", message=f"teacher scores {len(lab)} labelled + {n_un} unscored responses", force=True)
+    t_scores = np.concatenate([teacher.predict(ds) for ds in rows])
+    feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
+                             [t for d in rows for t in d.reference_answer])
+    return StudentData(feats, sp_.y(lab), t_scores, len(lab))
+
+
+@dataclass
+class FittedStudent:
+    model: LinearStudent
+    decoding: Decoding
+    alpha: float
+    oof_qwk: float
+
+
+def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
+                say: Callable[..., None], name: str) -> FittedStudent:
+    """Ridge student on ``teacher_weight * teacher + (1 - teacher_weight) * human`` (``distil``) or on the
+    human levels alone; its strength and decoding chosen on out-of-fold predictions of the labelled rows."""
+    n_lab = data.n_labelled
+    if distil:
+        w = cfg.teacher_weight
+        target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]])
+        rows = np.arange(len(data.features))
+    else:
+        target, rows = data.human.astype(np.float64), np.arange(n_lab)
+    folds = fold_ids(n_lab, cfg.folds, seed, data.human)
+    extra = rows[n_lab:]  # unscored rows train every fold's model
+    best = None
+    for alpha in cfg.alphas:
+        say(f"student ({name})", message=f"out-of-fold fits, alpha {alpha:g}", force=True)
+
+        def fit_predict(tr, held, alpha=alpha):
+            idx = np.concatenate([tr, extra])
+            m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[idx], target[idx])
+            return m.decision_function(data.features[held])
+
+        oof = out_of_fold(fit_predict, n_lab, folds)
+        dec = Decoding.fit(oof, data.human, len(levels))
+        q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
+        if best is None or q > best[0] + 1e-9:
+            best = (q, alpha, dec)
+    q, alpha, dec = best
+    model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
+    model.set_decoding(levels, dec.cuts, dec.scale)
+    return FittedStudent(model, dec, alpha, round(float(q), 6))
+
+
+def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
+    """The TF-IDF ridge baseline on the labelled rows, decoded like the student (out-of-fold cut-points)."""
+    lab = sp_.labelled
+    y = sp_.y(lab)
+    folds = fold_ids(len(lab), cfg.folds, seed, y)
+    texts = lab.response
+    oof = out_of_fold(lambda tr, held: TfidfRidge().fit([texts[i] for i in tr], y[tr]).predict(
+        [texts[i] for i in held]), len(lab), folds)
+    return TfidfRidge().fit(texts, y), Decoding.fit(oof, y, len(sp_.levels))
+
+
+# ---- evaluation --------------------------------------------------------------------------------------
+
+def model_metrics(levels: list[int], y: np.ndarray, pred: np.ndarray) -> dict:
+    lv = np.asarray(levels)
+    out = scores(lv[y], lv[pred], levels)
+    out["smd"] = round(gates.smd(lv[y], lv[pred]), 6) if len(y) > 1 else None
+    return out
+
+
+def selective_report(dec: Decoding, f_test: np.ndarray, y_test: np.ndarray, target: float, source: str) -> dict:
+    sel = dec.threshold(target, source)
+    conf = dec.confidence(f_test)
+    correct = dec.levels(f_test) == y_test
+    return {**sel.to_dict(), "test": ordinal.selective_metrics(conf, correct, sel.threshold),
+            "ece": round(ordinal.expected_calibration_error(conf, correct), 6)}
+
+
+def agreement_target(ds: Dataset, default: float) -> tuple[float, str]:
+    """Exact agreement of the two human ratings where ``score2`` exists, else the configured default."""
+    s2 = ds.score2()
+    pairs = [(a, b) for a, b in zip(ds.score, s2 or [], strict=False) if b is not None] if s2 else []
+    if len(pairs) >= 20:
+        return float(np.mean([a == b for a, b in pairs])), "human-human exact agreement"
+    return default, "default"
+
+
+GROUP_MAX_VALUES = 20
+
+
+def group_columns(ds: Dataset) -> dict[str, list[str]]:
+    """Extra columns that look like groups (school, language background...): 2 to 20 distinct values."""
+    out = {}
+    for name, values in ds.extra.items():
+        if name in ("score2",) or name.startswith("p_"):
+            continue
+        distinct = set(values) - {""}
+        if 2 <= len(distinct) <= GROUP_MAX_VALUES and len(distinct) < len(values):
+            out[name] = values
+    return out
+
+
+def confusion_report(levels: list[int], y: np.ndarray, pred: np.ndarray) -> tuple[dict, dict, dict]:
+    k = len(levels)
+    m = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    per_level = {}
+    for i, lv in enumerate(levels):
+        tp, support, predicted = int(m[i, i]), int(m[i].sum()), int(m[:, i].sum())
+        per_level[str(lv)] = {"n": support, "precision": round(tp / predicted, 6) if predicted else None,
+                              "recall": round(tp / support, 6) if support else None}
+    dist = {"human": {str(lv): int((y == i).sum()) for i, lv in enumerate(levels)},
+            "student": {str(lv): int((pred == i).sum()) for i, lv in enumerate(levels)}}
+    return {"labels": list(levels), "rows": "human", "columns": "student", "matrix": m.tolist()}, per_level, dist
 
 
 def distill_item(
@@ -196,303 +441,263 @@ def distill_item(
     progress: Callable[..., None],
     extra_tests: dict[str, Dataset] | None = None,
 ) -> dict:
-    import torch
-
-    from distillation import augment as aug
-    from distillation import onnx_export as ox
-    from distillation import student as st
-    from distillation import teacher as tch
-
+    """Teacher -> soft targets -> students and baseline -> evaluation on the test split -> a verified
+    model-version directory ``out/<item_id>/``.  Returns the item's report entry."""
     t_item = time.monotonic()
     _set_threads(config.threads)
-    say = lambda stage, **kw: progress(item=item_id, stage=stage, **kw)  # noqa: E731
-    index = {v: i for i, v in enumerate(levels)}
-    n_classes = len(levels)
 
-    # ---- splits: test (file or held-out), validation for early stopping
-    if test is None:
-        keep, held = stratified_split(train.score, config.holdout_fraction, seed)
-        test, train = train.select(held), train.select(keep)
-        test_source = f"held-out {config.holdout_fraction:.0%} of the training file"
-    else:
-        test_source = test.path
-    fit_idx, val_idx = stratified_split(train.score, config.validation_fraction, seed + 1)
-    fit, val = train.select(fit_idx), train.select(val_idx)
-    y_fit = np.array([index[s] for s in fit.score])
-    y_val = np.array([index[s] for s in val.score])
-    y_test = np.array([index[s] for s in test.score])
-    cls = list(range(n_classes))
-    pooled_context = len(set(zip(train.question, train.reference_answer, strict=True))) > 1
-    use_context = {"auto": pooled_context, "always": True, "never": False}[config.teacher.context]
-    cross_q = {"auto": pooled_context, "on": True, "off": False}.get(config.student.cross_question, pooled_context)
+    def say(stage, **kw):
+        progress(item=item_id, stage=stage, **kw)
 
-    def context(ds: Dataset):
-        if not use_context:
-            return None
-        return [f"{q} {r}".strip() for q, r in zip(ds.question, ds.reference_answer, strict=True)]
-
-    # ---- teacher
-    say("teacher", message=f"fine-tuning on {len(fit)} responses ({len(val)} for early stopping)", force=True)
-    tok = tch.load_tokenizer(config.teacher.checkpoint)
-    enc = lambda texts, ctx: tch.Encoded(tok, texts, ctx, config.teacher.max_length)  # noqa: E731
-    teacher = tch.build_teacher(config.teacher.checkpoint, n_classes, seed)
-    e_fit, e_val = enc(fit.response, context(fit)), enc(val.response, context(val))
-    e_test = enc(test.response, context(test))
-    t_log = tch.train_teacher(teacher, e_fit, y_fit, e_val, y_val, config.teacher, seed, progress=lambda **k: say(**k))
-
-    # ---- soft labels: training responses, augmented copies, unscored responses
+    sp_ = make_splits(train, test, unlabelled, levels, config, seed)
     scfg = config.student
-    aug_texts, aug_src = aug.augment_many(fit.response, scfg.augment_copies, seed + 2, scfg.word_dropout)
-    extra_resp = list(aug_texts)
-    extra_q = [fit.question[i] for i in aug_src]
-    extra_r = [fit.reference_answer[i] for i in aug_src]
-    n_unlab = 0
-    if unlabelled is not None and len(unlabelled):
-        n_unlab = len(unlabelled)
-        extra_resp += unlabelled.response
-        extra_q += unlabelled.question
-        extra_r += unlabelled.reference_answer
-    say("soft labels", force=True,
-        message=f"teacher labels {len(fit)} + {len(aug_texts)} augmented + {n_unlab} unscored responses")
-    t0 = time.monotonic()
-    ctx_extra = [f"{q} {r}".strip() for q, r in zip(extra_q, extra_r, strict=True)] if use_context else None
-    # The fine-tuned teacher runs in onnxruntime (fp32) to label the many responses: same function,
-    # ~2x faster than torch on a CPU.  Its log-probabilities give the same softened distribution.
-    tmpd = Path(tempfile.mkdtemp(prefix="kdgrade-teacher-"))
-    fp32 = tmpd / "teacher.onnx"
-    tch.export_onnx(teacher, e_test, fp32)
-    labeller = tch.OnnxTeacher(fp32, threads=config.threads)
-    logits_test = tch.predict_logits(teacher, e_test)
-    logits_val = tch.predict_logits(teacher, e_val)
-    p_val_onnx = labeller.predict(e_val)
-    teacher_onnx_parity = float(np.abs(p_val_onnx - tch.soft_labels(logits_val, 1.0)).max())
-    logits_fit = np.log(np.maximum(labeller.predict(e_fit), 1e-30))
-    logits_extra = (np.log(np.maximum(labeller.predict(enc(extra_resp, ctx_extra)), 1e-30)) if extra_resp
-                    else np.zeros((0, n_classes)))
-    soft = tch.soft_labels(np.concatenate([logits_fit, logits_extra]), scfg.temperature)
-    hard = np.concatenate([y_fit, -np.ones(len(extra_resp), dtype=np.int64)])
-    say("soft labels", message=f"done in {_fmt_s(time.monotonic() - t0)}", force=True)
-    dump = os.environ.get("KDGRADE_DISTILL_DUMP")
-    if dump:  # for student experiments without re-training the teacher (bench/distill_student_sweep.py)
-        Path(dump).mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(Path(dump) / f"{item_id}.npz", logits_fit=logits_fit, logits_extra=logits_extra,
-                            logits_val=logits_val, logits_test=logits_test, y_fit=y_fit, y_val=y_val, y_test=y_test)
-        (Path(dump) / f"{item_id}.json").write_text(json.dumps({
-            "levels": levels, "cross_question": cross_q,
-            "fit": [fit.response, fit.question, fit.reference_answer],
-            "extra": [extra_resp, extra_q, extra_r],
-            "val": [val.response, val.question, val.reference_answer],
-            "test": [test.response, test.question, test.reference_answer],
-        }))
-
-    # ---- student features (the serving featuriser)
+    cross_q = {"auto": sp_.pooled_context, "on": True, "off": False}.get(scfg.cross_question, sp_.pooled_context)
+    teacher = fit_teacher(sp_, config, seed, say)
     fz = Featurizer(n_buckets=scfg.n_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
                     use_reference=True, cross_question=cross_q)
-    f_fit = st.Features.compute(fz, fit.response, fit.question, fit.reference_answer)
-    f_extra = st.Features.compute(fz, extra_resp, extra_q, extra_r) if extra_resp else None
-    f_all = f_fit.concat(f_extra) if f_extra is not None else f_fit
-    f_val = st.Features.compute(fz, val.response, val.question, val.reference_answer)
-    f_test = st.Features.compute(fz, test.response, test.question, test.reference_answer)
+    data = soft_targets(sp_, teacher, fz, say)
+    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled")
+    no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD")
+    say("tfidf", message="TF-IDF ridge baseline, out-of-fold decoding", force=True)
+    tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
+    target, target_source = agreement_target(sp_.labelled, scfg.default_agreement)
 
-    student, s_log = st.train_student(f_all, hard, soft, f_val, y_val, n_classes, scfg, seed + 3,
-                                      progress=lambda **k: say(**k), stage="student (KD)")
-    no_kd, n_log = st.train_student(f_fit, y_fit, None, f_val, y_val, n_classes, scfg, seed + 3,
-                                    progress=lambda **k: say(**k), stage="student (no KD)")
-
-    # ---- baseline: TF-IDF + logistic regression
-    say("tfidf_logreg", message="fitting", force=True)
-    tfidf, tfidf_params = _tfidf_logreg(fit.response, y_fit, seed)
-
-    # ---- evaluation
-    say("evaluate", message=f"on {len(test)} test responses ({test_source})", force=True)
-    report_models: dict = {}
-    teacher_pred = logits_test.argmax(1)
-    timing_texts = test.response[: min(len(test), 256)]
-    timing_q, timing_r = test.question[: len(timing_texts)], test.reference_answer[: len(timing_texts)]
-    n_single = config.timing_responses
-
-    def metrics(pred):
-        return scores(np.asarray(levels)[y_test], np.asarray(levels)[pred], levels)
-
-    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    work = artifact.atomic_directory(out, prefix=f".tmp-{item_id}-")
+    tmpd = Path(tempfile.mkdtemp(prefix="kdgrade-teacher-"))
     try:
-        def teacher_score(texts, _q=timing_q, _r=timing_r):
-            n = len(texts)
-            ctx = [f"{q} {r}".strip() for q, r in zip(_q[:n], _r[:n], strict=True)] if use_context else None
-            return tch.predict_logits(teacher, enc(texts, ctx))
-
-        report_models["teacher"] = {"params": tch.count_params(teacher), **metrics(teacher_pred),
-                                    **ox.time_scorer(teacher_score, timing_texts, min(n_single, 30))}
-
-        ot_predict = None
-        if config.teacher.export_int8:
-            say("teacher_onnx_int8", message="export + int8 quantisation", force=True)
-            int8 = tmpd / "teacher.int8.onnx"
-            tch.quantize_int8(fp32, int8)
-            ot = tch.OnnxTeacher(int8, threads=1)
-            ot_predict = ot.predict
-            p_int8 = ot.predict(e_test)
-
-            def int8_score(texts, _q=timing_q, _r=timing_r):
-                n = len(texts)
-                ctx = [f"{q} {r}".strip() for q, r in zip(_q[:n], _r[:n], strict=True)] if use_context else None
-                return ot.predict(enc(texts, ctx))
-
-            report_models["teacher_onnx_int8"] = {
-                "params": tch.count_params(teacher), **metrics(p_int8.argmax(1)),
-                **ox.time_scorer(int8_score, timing_texts, min(n_single, 30)),
-                "onnx_bytes": int8.stat().st_size,
-                "agreement_with_teacher": round(float((p_int8.argmax(1) == teacher_pred).mean()), 6),
-            }
-        else:
-            report_models["teacher_onnx_int8"] = None
-
-        # student: torch vs ONNX parity, then ONNX metrics and speed (what serving runs)
-        out.mkdir(parents=True, exist_ok=True)
-        work = artifact.atomic_directory(out, prefix=f".tmp-{item_id}-")
-        try:
-            model_proto = ox.student_to_onnx(student, fz.n_buckets, fz.n_dense)
-            (work / "model.onnx").write_bytes(model_proto.SerializeToString())
-            sess = ox.session(work / "model.onnx", threads=1)
-            feeds_test = {"bag": f_test.bag.toarray(), "dense": f_test.dense}
-            p_onnx = ox.run_onnx(sess, feeds_test)
-            p_torch = st.predict_proba(student, f_test)
-            feeds_val = {"bag": f_val.bag.toarray(), "dense": f_val.dense}
-            diff = max(ox.parity(p_torch, p_onnx),
-                       ox.parity(st.predict_proba(student, f_val), ox.run_onnx(sess, feeds_val)))
-            # A sample of what the PyTorch student gave at export, so a serving process can prove it
-            # reproduces these probabilities without torch.
-            k = min(PARITY_SAMPLE, len(test.response))
-            artifact.write_json(work / "parity.json", {
-                "responses": list(test.response[:k]), "questions": list(test.question[:k]),
-                "references": list(test.reference_answer[:k]),
-                "probabilities": [[float(x) for x in row] for row in p_torch[:k]],
-            })
-            say("export", message=f"ONNX parity: max abs probability difference {diff:.3g} (limit {ox.PARITY_LIMIT:g})",
-                force=True)
-            s_pred = p_onnx.argmax(1)
-
-            def student_score(texts, _q=timing_q, _r=timing_r):
-                n = len(texts)
-                return sess.run(["probabilities"], fz.transform(texts, _q[:n], _r[:n]))[0]
-
-            speed_texts = (test.response * (1 + 1000 // max(1, len(test))))[:1000]
-            speed_q = (test.question * (1 + 1000 // max(1, len(test))))[:1000]
-            speed_r = (test.reference_answer * (1 + 1000 // max(1, len(test))))[:1000]
-
-            def student_score_1k(texts):
-                n = len(texts)
-                return sess.run(["probabilities"], fz.transform(texts, speed_q[:n], speed_r[:n]))[0]
-
-            st_speed = ox.time_scorer(student_score_1k, speed_texts, n_single)
-            report_models["student"] = {
-                "params": student.n_params(), **metrics(s_pred), **st_speed,
-                "onnx_bytes": (work / "model.onnx").stat().st_size,
-                "agreement_with_teacher": round(float((s_pred == teacher_pred).mean()), 6),
-                "parity_max_abs_diff": float(f"{diff:.3g}"),
-            }
-            del student_score
-            int8_info = None
-            if scfg.int8:
-                ox.quantize_student(work / "model.onnx", work / "model.int8.onnx")
-                s8 = ox.session(work / "model.int8.onnx", threads=1)
-                p8 = ox.run_onnx(s8, feeds_test)
-                agree = float((p8.argmax(1) == s_pred).mean())
-                m8 = metrics(p8.argmax(1))
-                report_models["student"]["int8"] = {**m8, "agreement_with_student": round(agree, 6),
-                                                    "onnx_bytes": (work / "model.int8.onnx").stat().st_size,
-                                                    "kept": agree >= 0.98}
-                if agree >= 0.98:
-                    int8_info = {"file": "model.int8.onnx", "agreement_with_float": round(agree, 6),
-                                 "accuracy": m8["accuracy"], "qwk": m8["qwk"]}
-                else:
-                    (work / "model.int8.onnx").unlink()
-
-            nk_pred = st.predict_proba(no_kd, f_test).argmax(1)
-            report_models["student_no_kd"] = {
-                "params": no_kd.n_params(), **metrics(nk_pred),
-                "agreement_with_teacher": round(float((nk_pred == teacher_pred).mean()), 6),
-            }
-            tf_pred = tfidf.predict(test.response)
-            report_models["tfidf_logreg"] = {"params": tfidf_params, **metrics(np.asarray(tf_pred)),
-                                             **ox.time_scorer(tfidf.predict_proba, timing_texts, n_single)}
-
-            extra_entries = {}
-            for name, ds in (extra_tests or {}).items():
-                say("evaluate", message=f"extra test set {name!r}: {len(ds)} responses", force=True)
-                y_ds = np.array([index[s] for s in ds.score])
-                e_ds = enc(ds.response, context(ds))
-                t_pred = tch.predict_logits(teacher, e_ds).argmax(1)
-                f_ds = st.Features.compute(fz, ds.response, ds.question, ds.reference_answer)
-                sp_ = ox.run_onnx(sess, {"bag": f_ds.bag.toarray(), "dense": f_ds.dense}).argmax(1)
-                lv = np.asarray(levels)
-                m = lambda pred, y_ds=y_ds, lv=lv: scores(lv[y_ds], lv[pred], levels)  # noqa: E731
-                models_ds = {
-                    "teacher": {"params": tch.count_params(teacher), **m(t_pred)},
-                    "teacher_onnx_int8": ({"params": tch.count_params(teacher), **m(ot_predict(e_ds).argmax(1))}
-                                          if ot_predict else None),
-                    "student": {"params": student.n_params(), **m(sp_),
-                                "agreement_with_teacher": round(float((sp_ == t_pred).mean()), 6)},
-                    "student_no_kd": {"params": no_kd.n_params(), **m(st.predict_proba(no_kd, f_ds).argmax(1))},
-                    "tfidf_logreg": {"params": tfidf_params, **m(np.asarray(tfidf.predict(ds.response)))},
-                }
-                extra_entries[name] = {"n_test": len(ds), "human_human_qwk": _human_human(ds, levels),
-                                       "test_source": ds.path, "models": models_ds}
-
-            entry = {
-                "n_train": len(train),
-                "n_test": len(test),
-                "human_human_qwk": _human_human(test, levels),
-                "human_human_qwk_train": _human_human(train, levels),
-                "labels": levels,
-                "test_source": test_source,
-                "models": {k: report_models[k] for k in REPORT_MODELS},
-                "teacher_training": t_log,
-                "student_training": s_log,
-                "student_no_kd_training": n_log,
-                "n_soft_labelled": {"train": len(fit), "augmented": len(aug_texts), "unlabelled": n_unlab},
-                "teacher_val_qwk": round(qwk(y_val, logits_val.argmax(1), cls), 6),
-                "teacher_onnx_fp32_max_abs_diff": float(f"{teacher_onnx_parity:.3g}"),
-                "seconds": round(time.monotonic() - t_item, 1),
-            }
-            if extra_entries:
-                entry["extra_tests"] = extra_entries
-
-            artifact.write_json(work / "featurizer.json", fz.to_state())
-            artifact.write_json(work / "config.json", {
-                "seed": seed,
-                "item_id": item_id,
-                "labels": levels,
-                "distill": config.to_dict(),
-                "teacher_checkpoint": config.teacher.checkpoint or tch.default_checkpoint(),
-                "teacher_context": use_context,
-                "pooled": item_id == POOLED,
-                "data": {
-                    "train": {"path": train.path, "sha256": train.sha256},
-                    "test": {"path": test.path, "sha256": test.sha256} if test_source == test.path else None,
-                    "unlabelled": {"path": unlabelled.path, "sha256": unlabelled.sha256} if unlabelled else None,
-                },
-                "versions": _versions(),
-            })
-            artifact.write_json(work / "report.json", entry)
-            artifact.write_manifest(work, item_id=item_id, labels=levels, inputs=fz.input_names, opset=ox.OPSET,
-                                    student_params=student.n_params(), parity_max_abs_diff=diff, int8=int8_info,
-                                    extra_files=("parity.json",))
-            artifact.verify(work)
-            final = out / item_id
-            if final.exists():
-                old = out / f".old-{item_id}-{os.getpid()}"
-                os.replace(final, old)
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        say("export", message="student to ONNX", force=True)
+        (work / "model.onnx").write_bytes(student.model.to_onnx().SerializeToString())
+        sess = oc.session(work / "model.onnx")
+        say("evaluate", message=f"on {len(sp_.test)} test responses ({sp_.test_source})", force=True)
+        entry = evaluate(sp_, teacher, student, no_kd, (tfidf, tfidf_dec), fz, sess, config, tmpd,
+                         (target, target_source), say)
+        for name, ds in (extra_tests or {}).items():
+            say("evaluate", message=f"extra test set {name!r}: {len(ds)} responses", force=True)
+            sp_x = replace(sp_, test=ds, test_source=ds.path)
+            entry.setdefault("extra_tests", {})[name] = evaluate(
+                sp_x, teacher, student, no_kd, (tfidf, tfidf_dec), fz, sess, config, None,
+                (target, target_source), say, timings=False)
+        entry.update({
+            "n_train": len(sp_.labelled),
+            "labels": levels,
+            "teacher_recipe": _teacher_recipe(config, teacher),
+            "teacher_training": teacher.log,
+            "student_training": {"alpha": student.alpha, "oof_qwk": student.oof_qwk,
+                                 "teacher_weight": scfg.teacher_weight, "stagewise": bool(cross_q),
+                                 "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
+            "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},
+            "distillation_gain_qwk": round(entry["models"]["student"]["qwk"] - entry["models"]["student_no_kd"]["qwk"],
+                                           6),
+        })
+        entry["gates"] = [g.to_dict() for g in gates.evaluate(entry)]
+        entry["gates_passed"] = gates.passed([gates.Gate(**g) for g in entry["gates"]])
+        entry["seconds"] = round(time.monotonic() - t_item, 1)
+        write_version(work, item_id, sp_, fz, student, entry, config, seed, train, unlabelled)
+        final = out / item_id
+        if final.exists():
+            old = out / f".old-{item_id}-{os.getpid()}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         _set_threads(config.threads)
         shutil.rmtree(tmpd, ignore_errors=True)
-    entry["seconds"] = round(time.monotonic() - t_item, 1)
     return entry
+
+
+def _teacher_recipe(config: DistillConfig, teacher: TeacherResult) -> str:
+    from distillation import teacher as tch
+
+    name = config.teacher.checkpoint or "all-MiniLM-L6-v2"
+    log = teacher.log
+    part = (f"{name} regression, top {log['trained_layers']} of {log['trained_layers'] + log['frozen_layers']} "
+            f"layers trained on {log['device']}")
+    del tch
+    if teacher.lexical is not None and teacher.weight > 0:
+        return f"ensemble: {1 - teacher.weight:.2f} x {part} + {teacher.weight:.2f} x TF-IDF ridge"
+    return part
+
+
+def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd: FittedStudent, tfidf_pair,
+             fz: Featurizer, sess, config: DistillConfig, tmpd: Path | None, target_pair, say,
+             timings: bool = True) -> dict:
+    """Every model on ``sp_.test``: metrics, selective scoring at human-level agreement, calibration;
+    with ``timings``, sizes and speeds, and the int8 teacher."""
+    from distillation import teacher as tch
+
+    test, levels = sp_.test, sp_.levels
+    y = sp_.y(test)
+    target, source = target_pair
+    ks = list(range(len(levels)))
+    models: dict = {}
+
+    enc_test = teacher.encode(test)
+    t_transformer = teacher.fitted.predict(teacher.fitted.cache(enc_test))
+    f_teacher = teacher.predict(test, t_transformer)
+    t_pred = teacher.decoding.levels(f_teacher)
+    models["teacher"] = {"params": tch.count_params(teacher.fitted.model) + (
+        teacher.lexical.n_params() if teacher.lexical is not None and teacher.weight > 0 else 0),
+        **model_metrics(levels, y, t_pred),
+        "selective": selective_report(teacher.decoding, f_teacher, y, target, source)}
+
+    feeds = fz.transform(test.response, test.question, test.reference_answer)
+    served = oc.run(sess, feeds)
+    s_pred = served[oc.LEVEL].astype(np.int64)
+    f_student = served[oc.SCORE].astype(np.float64)
+    models["student"] = {"params": student.model.n_params(), **model_metrics(levels, y, s_pred),
+                         "agreement_with_teacher": round(float((s_pred == t_pred).mean()), 6),
+                         "qwk_with_teacher": round(qwk(t_pred, s_pred, ks), 6),
+                         "selective": selective_report(student.decoding, f_student, y, target, source)}
+    feats = Features.compute(fz, test.response, test.question, test.reference_answer)
+    f_nk = no_kd.model.decision_function(feats)
+    nk_pred = no_kd.decoding.levels(f_nk)
+    models["student_no_kd"] = {"params": no_kd.model.n_params(), **model_metrics(levels, y, nk_pred),
+                               "agreement_with_teacher": round(float((nk_pred == t_pred).mean()), 6),
+                               "selective": selective_report(no_kd.decoding, f_nk, y, target, source)}
+    tfidf, tfidf_dec = tfidf_pair
+    f_tf = tfidf.predict(test.response)
+    tf_pred = tfidf_dec.levels(f_tf)
+    models["tfidf"] = {"params": tfidf.n_params(), **model_metrics(levels, y, tf_pred),
+                       "agreement_with_teacher": round(float((tf_pred == t_pred).mean()), 6),
+                       "selective": selective_report(tfidf_dec, f_tf, y, target, source)}
+    models["teacher_onnx_int8"] = None
+
+    if timings:
+        n_single = config.timing_responses
+        reps = 1 + 1000 // max(1, len(test))
+        sp_texts, sp_q, sp_r = ((test.response * reps)[:1000], (test.question * reps)[:1000],
+                                (test.reference_answer * reps)[:1000])
+        small = min(len(test), 256)
+
+        def student_score(texts):
+            n = len(texts)
+            return sess.run([oc.LEVEL], fz.transform(texts, sp_q[:n], sp_r[:n]))[0]
+
+        models["student"].update(oc.time_scorer(student_score, sp_texts, n_single),
+                                 onnx_bytes=(sess_path_size(sess)))
+        torch_threads(1)
+        try:
+            def teacher_score(texts):
+                sub = replace_rows(test, len(texts), texts)
+                return teacher.predict(sub)
+
+            models["teacher"].update(oc.time_scorer(teacher_score, test.response[:small], min(n_single, 30)))
+            if config.teacher.export_int8 and tmpd is not None:
+                say("teacher_onnx_int8", message="export + int8 quantisation", force=True)
+                fp32, int8 = tmpd / "teacher.onnx", tmpd / "teacher.int8.onnx"
+                tch.export_onnx(teacher.fitted.model, enc_test, fp32)
+                tch.quantize_int8(fp32, int8)
+                ot = tch.OnnxTeacher(int8, threads=1)
+                f_int8 = teacher.predict(test, ot.predict(enc_test))
+                i8_pred = teacher.decoding.levels(f_int8)
+
+                def int8_score(texts):
+                    sub = replace_rows(test, len(texts), texts)
+                    return teacher.predict(sub, ot.predict(teacher.encode(sub)))
+
+                models["teacher_onnx_int8"] = {
+                    "params": models["teacher"]["params"], **model_metrics(levels, y, i8_pred),
+                    **oc.time_scorer(int8_score, test.response[:small], min(n_single, 30)),
+                    "onnx_bytes": int8.stat().st_size,
+                    "agreement_with_teacher": round(float((i8_pred == t_pred).mean()), 6),
+                }
+        finally:
+            torch_threads(config.threads)
+
+    lv = np.asarray(levels)
+    confusion, per_level, dist = confusion_report(levels, y, s_pred)
+    groups = group_columns(test)
+    hh = _human_human(test, levels)
+    hh_source = "test"
+    if hh is None:
+        hh, hh_source = _human_human(sp_.labelled, levels), "training rows"
+    entry = {
+        "n_test": len(test),
+        "test_source": sp_.test_source if test is sp_.test else test.path,
+        "human_human_qwk": hh,
+        "human_human_source": hh_source if hh is not None else None,
+        "agreement_target": {"exact": round(target, 6), "source": source},
+        "models": {k: models[k] for k in REPORT_MODELS},
+        "human_gap_qwk": round(hh - models["student"]["qwk"], 6) if hh is not None else None,
+        "confusion": confusion,
+        "per_level": per_level,
+        "distribution": dist,
+        "groups": gates.group_breakdown(lv[y], lv[s_pred], groups, levels) if groups else {},
+        "teacher_val_qwk": round(qwk(teacher.decoding.heldout_y, teacher.decoding.levels(teacher.decoding.heldout_f),
+                                     ks), 6),
+        "decoding": {"teacher": teacher.decoding.to_dict(), "student": student.decoding.to_dict()},
+        # what the served student gave each test answer: the scorer must reproduce these exactly
+        "test_predictions": {"response_id": list(test.response_id), "student": [int(lv[i]) for i in s_pred]},
+    }
+    return entry
+
+
+def sess_path_size(sess) -> int | None:
+    return None
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def replace_rows(ds: Dataset, n: int, texts: list[str]) -> Dataset:
+    """The first ``n`` rows of ``ds`` with other response texts (for timing)."""
+    sub = ds.select(range(n))
+    sub.response = list(texts)
+    return sub
+
+
+def write_version(work: Path, item_id: str, sp_: Splits, fz: Featurizer, student: FittedStudent, entry: dict,
+                  config: DistillConfig, seed: int, train: Dataset, unlabelled: Dataset | None) -> None:
+    """The model-version files (docs/model_version.md), checksummed and verified."""
+    from distillation import teacher as tch
+
+    test = sp_.test
+    k = min(PARITY_SAMPLE, len(test))
+    sample = Features.compute(fz, test.response[:k], test.question[:k], test.reference_answer[:k])
+    # What the numpy student gave at export, so a serving process can prove it reproduces it.
+    artifact.write_json(work / "parity.json", {
+        "responses": list(test.response[:k]), "questions": list(test.question[:k]),
+        "references": list(test.reference_answer[:k]),
+        "probabilities": [[float(x) for x in row] for row in student.model.predict_proba(sample)],
+    })
+    served = oc.run(oc.session(work / "model.onnx"), fz.transform(test.response[:k], test.question[:k],
+                                                                  test.reference_answer[:k]))
+    diff = oc.parity(student.model.predict_proba(sample), served[oc.PROBABILITIES])
+    entry["models"]["student"]["parity_max_abs_diff"] = float(f"{diff:.3g}")
+    entry["models"]["student"]["onnx_bytes"] = (work / "model.onnx").stat().st_size
+    sel = entry["models"]["student"]["selective"]
+    decoding = {**student.decoding.to_dict(), "confidence_threshold": sel["threshold"],
+                "threshold_target": sel["target_agreement"], "threshold_target_source": sel["target_source"],
+                "fitted_coverage": sel["coverage"], "test_coverage": sel["test"]["coverage"],
+                "test_agreement": sel["test"]["agreement"], "ece": sel["ece"]}
+    artifact.write_json(work / "featurizer.json", fz.to_state())
+    artifact.write_json(work / "config.json", {
+        "seed": seed,
+        "item_id": item_id,
+        "labels": sp_.levels,
+        "distill": config.to_dict(),
+        "teacher_checkpoint": config.teacher.checkpoint or tch.default_checkpoint(),
+        "teacher_context": sp_.use_context,
+        "pooled": item_id == POOLED,
+        "data": {
+            "train": {"path": train.path, "sha256": train.sha256},
+            "test": {"path": test.path, "sha256": test.sha256} if sp_.test_source == test.path else None,
+            "unlabelled": {"path": unlabelled.path, "sha256": unlabelled.sha256} if unlabelled else None,
+        },
+        "versions": _versions(),
+    })
+    artifact.write_json(work / "report.json", entry)
+    artifact.write_manifest(work, item_id=item_id, labels=sp_.levels, inputs=list(fz.input_names),
+                            opset=oc.OPSET, student_params=student.model.n_params(), parity_max_abs_diff=diff,
+                            decoding=decoding, extra_files=("parity.json",))
+    artifact.verify(work)
 
 
 def _human_human(ds: Dataset, levels: list[int]) -> float | None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from distillation import ordinal
 from distillation import onnx_contract as oc
+from distillation import ordinal
 
 
 @dataclass

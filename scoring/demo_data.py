@@ -27,9 +27,8 @@ def load_demo() -> Item:
             "reference_answers": spec["reference_answers"],
             "score_min": spec["score_min"],
             "score_max": spec["score_max"],
-            # The demo model learns from 36 answers: its confidence is modest, so the demo asks for less
-            # before a score goes straight to the gradebook (real items default to 0.6).
-            "confidence_threshold": spec.get("confidence_threshold", 0.6),
+            # None: the threshold fitted with the model version decides (an admin may override it)
+            "confidence_threshold": spec.get("confidence_threshold"),
         },
     )
     for level in spec["levels"]:

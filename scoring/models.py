@@ -23,9 +23,13 @@ class Item(models.Model):
     score_max = models.IntegerField(default=2)
     language = models.CharField(max_length=10, default="en")
     confidence_threshold = models.FloatField(
-        default=0.6,
-        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Scores whose confidence is below this go to a teacher for review.",
+        null=True,
+        blank=True,
+        default=None,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.01)],
+        help_text="Scores whose confidence is below this go to a teacher for review. Leave empty to use the "
+        "threshold fitted with the active model version (the largest share of answers that still agree with "
+        "the human as often as two humans do); set it to override.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillation import onnx_contract as oc
 from distillation.artifact import ArtifactError, Manifest, manifest_sha256, verify
 from distillation.features import Featurizer
 
@@ -33,39 +34,45 @@ class ModelLoadError(Exception):
     """A model-version directory that cannot be served; the message says which file and why."""
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """A batch's probabilities per level (float32 [n, K], column i = ``labels[i]``) and decoded level
+    index per answer (the QWK-fitted cut-points of the version); ``confidence`` = the decoded level's
+    probability."""
+
+    probabilities: np.ndarray
+    level: np.ndarray
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self.level)), self.level]
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model version ready to score: its session, featuriser and label set."""
+    """A model version ready to score: its session, featuriser, label set and confidence threshold."""
 
     path: Path
     checksum: str
     labels: tuple[int, ...]
     featurizer: Featurizer
     session: object  # onnxruntime.InferenceSession (run() is thread-safe)
-    output: str
     manifest: Manifest
+    confidence_threshold: float | None  # fitted at training (manifest "decoding"); None: not fitted
+
+    def predict(self, responses: Sequence[str], questions: Sequence[str] | str | None,
+                references: object = None) -> Prediction:
+        if not responses:
+            return Prediction(np.zeros((0, len(self.labels)), np.float32), np.zeros(0, np.int64))
+        feeds = self.featurizer.transform(list(responses), questions, references)
+        probs, level = self.session.run([oc.PROBABILITIES, oc.LEVEL], feeds)
+        return Prediction(probs, level)
 
     def predict_proba(
         self, responses: Sequence[str], questions: Sequence[str] | str | None, references: object = None
     ) -> np.ndarray:
         """Probabilities, float32 [n, len(labels)]; column i is the probability of `labels[i]`."""
-        if not responses:
-            return np.zeros((0, len(self.labels)), np.float32)
-        feeds = self.featurizer.transform(list(responses), questions, references)
-        return self.session.run([self.output], feeds)[0]
-
-
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # Tiny graphs: a thread pool costs more than it saves, and web workers are processes already.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return self.predict(responses, questions, references).probabilities
 
 
 def open_model(path: Path | str, expected_checksum: str | None = None) -> LoadedModel:
@@ -81,7 +88,7 @@ def open_model(path: Path | str, expected_checksum: str | None = None) -> Loaded
         # verify() checks every file's sha256, the featuriser state and that the ONNX loads
         manifest = verify(path)
         featurizer = Featurizer.from_state(json.loads(manifest.featurizer_path.read_text(encoding="utf-8")))
-        session = _session(manifest.onnx_path)
+        session = oc.session(manifest.onnx_path)
     except ArtifactError as exc:
         raise ModelLoadError(str(exc)) from exc
     except (OSError, ValueError) as exc:
@@ -92,20 +99,21 @@ def open_model(path: Path | str, expected_checksum: str | None = None) -> Loaded
         labels=tuple(int(x) for x in manifest.labels),
         featurizer=featurizer,
         session=session,
-        output=manifest.output,
         manifest=manifest,
+        confidence_threshold=_threshold(manifest),
     )
-    # A smoke run: the graph accepts the featuriser's output and returns one row per answer, summing to 1.
+    # A smoke run: the graph accepts the featuriser's output and keeps the ONNX contract.
     try:
-        probe = model.predict_proba(["a smoke test answer", ""], "question", "reference")
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelLoadError(f"{manifest.onnx_path}: fails to run on the featuriser's output: {exc}") from exc
-    if probe.shape != (2, len(model.labels)) or not np.allclose(probe.sum(axis=1), 1.0, atol=1e-3):
-        raise ModelLoadError(
-            f"{manifest.onnx_path}: output of shape {probe.shape} is not one probability row per answer "
-            f"over {len(model.labels)} labels"
-        )
+        oc.validate(session, len(model.labels),
+                    probe=featurizer.transform(["a smoke test answer", ""], "question", "reference"))
+    except oc.ContractError as exc:
+        raise ModelLoadError(f"{manifest.onnx_path}: {exc}") from exc
     return model
+
+
+def _threshold(manifest: Manifest) -> float | None:
+    value = manifest.decoding.get("confidence_threshold")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _cache: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -206,7 +207,7 @@ def score_with_model(
     question: str | Sequence[str],
     reference: str | Sequence[str],
     language: str = "en",
-    confidence_threshold: float = 0.6,
+    confidence_threshold: float | None = None,
     version: ModelVersion | None = None,
     levels: dict[int, RubricLevel] | None = None,
 ) -> list[AnswerScore]:
@@ -218,11 +219,11 @@ def score_with_model(
     remote = _flags_here_or_there(responses, question, language) if model is not None else None
     future = None
     if remote is None and model is not None and len(responses) >= OVERLAP_MIN_BATCH:
-        future = _helper().submit(model.predict_proba, responses, question, reference)
+        future = _helper().submit(model.predict, responses, question, reference)
     probs = None
     pre = None
     if remote is not None:
-        probs = model.predict_proba(responses, question, reference)
+        probs = model.predict(responses, question, reference)
         try:
             pre = remote.result()
         except Exception as exc:  # the helper process died: compute the flags here
@@ -236,20 +237,30 @@ def score_with_model(
             AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre
         ]
     if probs is None:
-        probs = future.result() if future else model.predict_proba(responses, question, reference)
+        probs = future.result() if future else model.predict(responses, question, reference)
     labels = model.labels
-    top = probs.argmax(axis=1).tolist() if len(responses) else []
-    rows = probs.astype(np.float64).tolist()  # one conversion for the batch, then plain floats
+    threshold = effective_threshold(confidence_threshold, model)
+    top = probs.level.tolist()
+    rows = probs.probabilities.astype(np.float64).tolist()  # one conversion for the batch, then plain floats
     confidences = [row[t] for row, t in zip(rows, top, strict=True)]
     out = []
     for f, row, t, confidence in zip(pre, rows, top, confidences, strict=True):
-        flags = f if f or confidence >= confidence_threshold else [flagging.LOW_CONFIDENCE]
+        flags = f if f or confidence >= threshold else [flagging.LOW_CONFIDENCE]
         score = None if flagging.declines(flags) else labels[t]
         result = AnswerScore(score, dict(zip(labels, row, strict=True)), confidence, flags, vid, vnum)
         if levels and score is not None and score in levels:
             result.label, result.descriptor = levels[score].label, levels[score].descriptor
         out.append(result)
     return out
+
+
+def effective_threshold(item_threshold: float | None, model: LoadedModel) -> float:
+    """The item's override when an admin set one, else the threshold fitted with the version."""
+    if item_threshold is not None:
+        return float(item_threshold)
+    if model.confidence_threshold is not None:
+        return model.confidence_threshold
+    return settings.KDGRADE_DEFAULT_CONFIDENCE_THRESHOLD  # a version without a fitted threshold
 
 
 def score_answers(

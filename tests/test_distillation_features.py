@@ -4,7 +4,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,31 @@ QUESTION = "Why does a metal spoon in hot soup get hot faster than a wooden spoo
 REFERENCE = "Metal is a good conductor of heat; wood is an insulator."
 
 
+def bag(fz, out):
+    return fz.to_csr(out).toarray()
+
+
 def test_shapes_dtypes_and_names():
     fz = Featurizer(n_buckets=1024)
     out = fz.transform(RESPONSES, QUESTION, REFERENCE)
-    assert list(out) == fz.input_names == ["bag", "dense"]
-    assert out["bag"].shape == (5, 1024) and out["bag"].dtype == np.float32
+    assert tuple(out) == fz.input_names == ("row", "bucket", "weight", "dense")
+    m = len(out["row"])
+    assert out["bucket"].shape == out["weight"].shape == (m,) and m > 0
+    assert out["row"].dtype == out["bucket"].dtype == np.int64 and out["weight"].dtype == np.float32
+    assert out["bucket"].min() >= 0 and out["bucket"].max() < 1024 and out["row"].max() < len(RESPONSES)
     assert out["dense"].shape == (5, N_DENSE) and out["dense"].dtype == np.float32
-    assert np.all(np.isfinite(out["bag"])) and np.all(np.isfinite(out["dense"]))
-    assert out["bag"][2].sum() == 0  # the empty answer has no n-grams
-    assert out["bag"][0].sum() > 0
-    # the answer that copies the reference shares more of it than "i dont know"
-    assert out["dense"][0, 0] > out["dense"][4, 0]
+    assert np.all(np.isfinite(out["weight"])) and np.all(np.isfinite(out["dense"]))
+    b = bag(fz, out)
+    assert b[2].sum() == 0  # the empty answer has no n-grams
+    assert b[0].sum() > 0
+    # the answer that copies the reference shares more of it than "i dont know", in words and characters
+    assert out["dense"][0, 0] > out["dense"][4, 0] and out["dense"][0, 8] > out["dense"][4, 8]
+
+
+def test_buckets_need_not_be_a_power_of_two():
+    fz = Featurizer(n_buckets=49152)
+    out = fz.transform(RESPONSES, QUESTION, REFERENCE)
+    assert out["bucket"].max() < 49152 and out["bucket"].max() >= 32768  # the upper third is used too
 
 
 def test_rows_do_not_depend_on_the_batch():
@@ -44,12 +57,13 @@ def test_rows_do_not_depend_on_the_batch():
     questions = [QUESTION, "What do plants need light for?"] * 2 + [QUESTION]
     refs = [REFERENCE, ["Photosynthesis.", "To make food."]] * 2 + [REFERENCE]
     whole = fz.transform(RESPONSES, questions, refs)
+    wb = bag(fz, whole)
     for i in range(len(RESPONSES)):
         one = fz.transform(RESPONSES[i : i + 1], questions[i : i + 1], refs[i : i + 1])
-        np.testing.assert_array_equal(one["bag"][0], whole["bag"][i])
+        np.testing.assert_array_equal(bag(fz, one)[0], wb[i])
         np.testing.assert_array_equal(one["dense"][0], whole["dense"][i])
     rev = fz.transform(RESPONSES[::-1], questions[::-1], refs[::-1])
-    np.testing.assert_array_equal(rev["bag"][::-1], whole["bag"])
+    np.testing.assert_array_equal(bag(fz, rev)[::-1], wb)
 
 
 def test_state_round_trip_and_serving_copy_are_identical():
@@ -62,14 +76,16 @@ def test_state_round_trip_and_serving_copy_are_identical():
         assert a[k].tobytes() == b[k].tobytes()
     with pytest.raises(ValueError):
         Featurizer.from_state({**state, "format": "other"})
+    with pytest.raises(ValueError, match="older kdgrade"):
+        Featurizer.from_state({**state, "format": "kdgrade-featurizer/1"})
     with pytest.raises(ValueError):
-        Featurizer(n_buckets=1000)
+        Featurizer(n_buckets=1)
 
 
 def test_hash_is_stable_across_versions():
     """A fixed fingerprint: a change here silently breaks every deployed model version."""
     out = Featurizer(n_buckets=4096).transform(RESPONSES, QUESTION, REFERENCE)
-    digest = hashlib.sha256(out["bag"].tobytes() + out["dense"].tobytes()).hexdigest()
+    digest = hashlib.sha256(b"".join(out[k].tobytes() for k in Featurizer.input_names)).hexdigest()
     assert digest == FINGERPRINT
 
 
@@ -77,36 +93,27 @@ def test_question_and_reference_change_the_features():
     fz = Featurizer(n_buckets=1024, cross_question=True)
     a = fz.transform(RESPONSES, QUESTION, REFERENCE)
     b = fz.transform(RESPONSES, "What do plants need light for?", "Photosynthesis makes food.")
-    assert not np.array_equal(a["bag"], b["bag"]) and not np.array_equal(a["dense"], b["dense"])
+    assert not np.array_equal(bag(fz, a), bag(fz, b)) and not np.array_equal(a["dense"], b["dense"])
     with pytest.raises(ValueError):
         fz.transform(RESPONSES, [QUESTION], REFERENCE)
     with pytest.raises(TypeError):
         fz.transform("one string")
 
 
-def test_fast_enough_for_batches():
-    texts = [RESPONSES[i % 5] + f" answer number {i} with some more words about heat and metal" for i in range(1000)]
-    fz = Featurizer()
-    fz.transform(texts, QUESTION, REFERENCE)
-    t = time.perf_counter()
-    fz.transform(texts, QUESTION, REFERENCE)
-    assert time.perf_counter() - t < 0.5  # ~15-30 ms here; generous for a loaded CI machine
-
-
 def test_serving_modules_import_no_training_stack():
     code = (
-        "import sys, distillation.features, distillation.artifact;"
+        "import sys, distillation.features, distillation.artifact, distillation.onnx_contract, scoring.scorer;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'sklearn', 'django'));"
         "print(','.join(bad))"
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert res.stdout.strip() == ""
-    # and the check itself can fail: the training modules do pull torch in
+    # and the check itself can fail: the teacher does pull torch in
     res = subprocess.run(
-        [sys.executable, "-c", "import sys, distillation.student; print('torch' in sys.modules)"],
+        [sys.executable, "-c", "import sys, distillation.teacher; print('torch' in sys.modules)"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     assert res.stdout.strip() == "True"
 
 
-FINGERPRINT = "d5929fd495df5ab6970ba856528f4d4f981bc718b92513cffe840cd4abb1afc0"
+FINGERPRINT = "a27d1fcdb7eb210a8a97e26e1685bebc6246a58995d3dcd71f0f4e805b0e24e3"

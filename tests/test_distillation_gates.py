@@ -35,10 +35,10 @@ def test_a_good_student_passes_every_applicable_gate():
 
 
 @pytest.mark.parametrize("kw, gate", [
-    ({"student": 0.65, "teacher": 0.66, "baselines": (0.5, 0.5)}, "qwk"),
+    ({"student": 0.65, "teacher": 0.66, "baselines": (0.5, 0.5), "hh": 0.7}, "qwk"),
     ({"student": 0.79, "teacher": 0.80, "hh": 0.95}, "human_gap"),
     ({"s_smd": -0.2}, "smd"),
-    ({"student": 0.77, "teacher": 0.80, "baselines": (0.5, 0.5)}, "teacher_gap"),
+    ({"student": 0.77, "teacher": 0.80, "baselines": (0.5, 0.5), "hh": 0.85}, "teacher_gap"),
     ({"baselines": (0.70, 0.81)}, "baselines"),
 ])
 def test_each_gate_fails_alone(kw, gate):
@@ -57,7 +57,8 @@ def test_no_second_rating_makes_the_human_gap_not_applicable():
 def test_group_smd_uses_the_worst_group_of_sufficient_size():
     groups = {"school": {"A": {"n": 50, "smd": 0.02}, "B": {"n": 40, "smd": -0.12}, "C": {"n": 5, "smd": 0.9}}}
     gs = by_name(g.evaluate(entry(groups=groups)))
-    assert gs["group_smd"].passed is False and gs["group_smd"].value == -0.12 and "school = B" in gs["group_smd"].message
+    worst = gs["group_smd"]
+    assert worst.passed is False and worst.value == -0.12 and "school = B" in worst.message
 
 
 def test_active_version_margin():

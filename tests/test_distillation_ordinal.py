@@ -1,0 +1,70 @@
+"""Ordinal decoding: QWK-fitted cut-points, the cumulative-logit link, calibration error, thresholds."""
+
+import numpy as np
+import pytest
+
+from distillation import ordinal
+from distillation.metrics import qwk
+
+pytestmark = pytest.mark.ml
+
+
+def test_decode_counts_the_cut_points_exceeded():
+    assert ordinal.decode([-1.0, 0.5, 0.51, 2.7, 9.0], [0.5, 1.5, 2.5]).tolist() == [0, 0, 1, 3, 3]
+
+
+def test_fitted_cut_points_beat_rounding_on_a_biased_regressor():
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 4, 600)
+    f = 0.6 * y + 0.3 + rng.normal(0, 0.25, len(y))  # shrunk and shifted, as a regressor often is
+    rounded = np.clip(np.rint(f), 0, 3).astype(int)
+    cuts = ordinal.fit_cutpoints(f, y, 4)
+    assert np.all(np.diff(cuts) > 0)
+    assert qwk(y, ordinal.decode(f, cuts), range(4)) > qwk(y, rounded, range(4)) + 0.05
+    # deterministic
+    assert np.array_equal(cuts, ordinal.fit_cutpoints(f, y, 4))
+
+
+def test_probabilities_sum_to_one_and_peak_inside_the_interval():
+    cuts = [0.5, 1.5, 2.5]
+    p = ordinal.level_probabilities(np.array([0.0, 1.0, 2.0, 3.0]), cuts, 0.2)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert p.argmax(1).tolist() == [0, 1, 2, 3]
+    near_edge = ordinal.level_probabilities(np.array([1.45]), cuts, 0.2)[0]
+    assert near_edge[1] < p[1, 1]  # close to a boundary: less sure
+
+
+def test_fit_scale_recovers_a_known_link():
+    rng = np.random.RandomState(1)
+    cuts = np.array([0.5, 1.5])
+    f = rng.uniform(-0.5, 2.5, 4000)
+    true_scale = 0.3
+    p = ordinal.level_probabilities(f, cuts, true_scale)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    assert ordinal.fit_scale(f, y, cuts) == pytest.approx(true_scale, rel=0.15)
+
+
+def test_expected_calibration_error():
+    conf = np.array([0.9] * 10 + [0.6] * 10)
+    correct = np.array([1] * 9 + [0] + [1] * 3 + [0] * 7)
+    # bin 0.9: accuracy 0.9 (gap 0); bin 0.6: accuracy 0.3 (gap 0.3) -> ECE 0.15
+    assert ordinal.expected_calibration_error(conf, correct) == pytest.approx(0.15)
+
+
+def test_threshold_is_the_largest_share_that_reaches_the_target():
+    conf = np.linspace(1.0, 0.01, 100)
+    correct = np.r_[np.ones(60), np.zeros(40)].astype(bool)  # the 60 most confident are all right
+    sel = ordinal.choose_threshold(conf, correct, 0.9, "test")
+    # 60 right + 6 wrong = 66 answers at 0.909 agreement; a 67th would fall below 0.9
+    assert sel.coverage == pytest.approx(0.66) and sel.agreement >= 0.9
+    assert sel.threshold == pytest.approx(conf[65], abs=1e-6)
+    assert ordinal.selective_metrics(conf, correct, sel.threshold) == {"coverage": 0.66, "agreement": sel.agreement}
+    nothing = ordinal.choose_threshold(conf, np.zeros(100, bool), 0.5)
+    assert nothing.threshold > 1.0 and nothing.coverage == 0.0 and nothing.agreement is None
+
+
+def test_threshold_never_splits_tied_confidences():
+    conf = np.array([0.9] * 20 + [0.5] * 20)
+    correct = np.r_[np.ones(20), np.ones(5), np.zeros(15)].astype(bool)
+    sel = ordinal.choose_threshold(conf, correct, 0.9)
+    assert sel.threshold == 0.9 and sel.coverage == 0.5
