@@ -411,8 +411,11 @@ def group_columns(ds: Dataset) -> dict[str, list[str]]:
         if name in ("score2",) or name.startswith("p_"):
             continue
         distinct = set(values) - {""}
-        if 2 <= len(distinct) <= GROUP_MAX_VALUES and len(distinct) < len(values):
-            out[name] = values
+        if not (2 <= len(distinct) <= GROUP_MAX_VALUES and len(distinct) < len(values)):
+            continue
+        if len(set(zip(values, ds.score, strict=True))) == len(distinct):  # a copy of the score (a label column)
+            continue
+        out[name] = values
     return out
 
 

@@ -179,8 +179,12 @@ class Score(models.Model):
         return f"Score {self.final_score} for submission {self.submission_id}"
 
     def save(self, *args: object, **kwargs: object) -> None:
-        self.final_score = self.override_score if self.override_score is not None else self.model_score
+        self.refresh_final_score()
         super().save(*args, **kwargs)
+
+    def refresh_final_score(self) -> None:
+        """The score that counts: the teacher's override, else the model's (the one place it is decided)."""
+        self.final_score = self.override_score if self.override_score is not None else self.model_score
 
     @property
     def needs_review(self) -> bool:

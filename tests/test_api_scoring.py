@@ -41,8 +41,9 @@ def test_score_one_answer_stores_a_submission_that_can_be_read_back(api):
     assert body["item"] == "heat-spoon" and body["model_version"] == {"id": v1.pk, "version": 1}
     assert set(body["probabilities"]) == {"0", "1", "2"}
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert body["confidence"] == pytest.approx(max(body["probabilities"].values()))
     if body["score"] is not None:
+        # confidence: the probability of the level the version's cut-points decode
+        assert body["confidence"] == pytest.approx(body["probabilities"][str(body["score"])])
         assert body["label"] == item.rubric_levels.get(score=body["score"]).label
     assert body["needs_review"] == bool(body["flags"])
     sub = client.get(f"/api/v1/submissions/{body['submission_id']}/")

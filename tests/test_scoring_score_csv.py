@@ -40,13 +40,15 @@ def test_score_csv_with_the_active_version(demo_versions, tmp_path, model_dirs):
     assert len(scored) == len(rows) + 2
     assert [r["response_id"] for r in scored] == [r["response_id"] for r in [*rows, extra, empty]]
     model = open_model(model_dirs["v1"])
-    expected = model.predict_proba([r["response"] for r in rows], rows[0]["question"], rows[0]["reference_answer"])
+    pred = model.predict([r["response"] for r in rows], rows[0]["question"], rows[0]["reference_answer"])
+    expected = pred.probabilities
     got = np.array([[float(r[f"p_{k}"]) for k in (0, 1, 2)] for r in scored[: len(rows)]])
     assert np.abs(got - expected).max() <= 1e-6
-    for r, p in zip(scored[: len(rows)], expected, strict=True):
-        assert float(r["confidence"]) == pytest.approx(float(p.max()), abs=1e-6)
+    for r, p, level, conf in zip(scored[: len(rows)], expected, pred.level, pred.confidence, strict=True):
+        # confidence is the probability of the level the version's cut-points decode
+        assert float(r["confidence"]) == pytest.approx(float(conf), abs=1e-6) == pytest.approx(float(p[level]))
         if not r["flags"] or r["flags"] == "low_confidence":
-            assert int(r["predicted_score"]) == int(p.argmax())
+            assert int(r["predicted_score"]) == model.labels[int(level)]
     assert scored[-2]["flags"] == "no_active_model" and scored[-2]["predicted_score"] == ""
     assert scored[-1]["flags"] == "empty" and scored[-1]["predicted_score"] == ""
 

@@ -21,12 +21,18 @@ from tests.scoring_support import ANSWERS, ROOT
 from tests.workers import child_env
 
 
-def _direct_probabilities(version_dir, item, responses) -> np.ndarray:
-    """The version's ONNX graph run by hand on the featuriser's output (no scoring code involved)."""
+def _direct(version_dir, item, responses) -> tuple[np.ndarray, np.ndarray]:
+    """The version's ONNX graph run by hand on the featuriser's output (no scoring code involved):
+    probabilities and decoded level indices."""
     state = json.loads((version_dir / "featurizer.json").read_text())
     feeds = Featurizer.from_state(state).transform(responses, item.question, reference_text(item))
     session = ort.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session.run(["probabilities"], feeds)[0]
+    probs, level = session.run(["probabilities", "level"], feeds)
+    return probs, level
+
+
+def _direct_probabilities(version_dir, item, responses) -> np.ndarray:
+    return _direct(version_dir, item, responses)[0]
 
 
 @pytest.mark.django_db
@@ -36,16 +42,20 @@ def test_score_submission_stores_the_active_versions_score(demo_versions, model_
     sub = Submission.objects.create(item=item, response=ANSWERS[0], learner_ref="s1")
     score = score_submission(sub)
     score.refresh_from_db()
-    expected = _direct_probabilities(model_dirs["v1"], item, [ANSWERS[0]])[0]
+    probs_all, levels = _direct(model_dirs["v1"], item, [ANSWERS[0]])
+    expected, level = probs_all[0], int(levels[0])
     probs = np.array([score.probabilities[str(k)] for k in (0, 1, 2)])
     assert np.abs(probs - expected).max() <= 1e-6
     assert score.model_version_id == v1.pk
-    assert score.confidence == pytest.approx(float(expected.max()), abs=1e-6)
-    if score.confidence < item.confidence_threshold:
+    assert score.confidence == pytest.approx(float(expected[level]), abs=1e-6)
+    # no threshold set on the item: the one fitted with the version decides
+    assert item.confidence_threshold is None
+    fitted = json.loads((model_dirs["v1"] / "manifest.json").read_text())["decoding"]["confidence_threshold"]
+    if score.confidence < fitted:
         assert score.flags == ["low_confidence"]
     else:
         assert score.flags == []
-    assert score.model_score == int(expected.argmax()) == score.final_score
+    assert score.model_score == level == score.final_score
     assert rubric_level(item, score.model_score).label in {"Not yet", "Partly", "Complete"}
 
 
@@ -113,33 +123,35 @@ def test_a_large_batch_equals_the_graph_and_the_flags(demo_versions, model_dirs,
     """Large batches are featurised while the flags are computed elsewhere (a helper thread, or a helper
     process): same probabilities as the graph, same flags as check_response, in the same order; and a
     helper process that dies costs nothing but time."""
-    from scoring import services
+    from scoring import flag_pool
     from scoring.flags import check_response
 
     item, v1, _ = demo_versions
+    item.confidence_threshold = 0.5  # an admin's override of the fitted threshold
+    item.save()
     versions.activate_version(v1)
     if where == "helper thread":
-        monkeypatch.setattr(services, "_flags_process", lambda: None)
+        monkeypatch.setattr(flag_pool, "process", lambda: None)
     elif where == "helper process":
-        monkeypatch.setattr(services, "PROCESS_MIN_BATCH", 16)
-        services._flags_process()  # starts it
-        services._flag_pool_ready.result(timeout=120)
-        assert services._flags_process() is not None
+        monkeypatch.setattr(flag_pool, "PROCESS_MIN_BATCH", 16)
+        flag_pool.process()  # starts it
+        flag_pool._flag_pool_ready.result(timeout=120)
+        assert flag_pool.process() is not None
         calls = []
-        real = services._flags_here_or_there
+        real = flag_pool.submit
 
         def spy(*args):
             calls.append(real(*args))
             return calls[-1]
 
-        monkeypatch.setattr(services, "_flags_here_or_there", spy)
+        monkeypatch.setattr(flag_pool, "submit", spy)
     else:
-        monkeypatch.setattr(services, "PROCESS_MIN_BATCH", 16)
-        monkeypatch.setattr(services, "_flags_process", lambda: _DeadPool())
-        monkeypatch.setattr(services, "_flag_pool_failed", False)
-    answers = [f"{a} ({i})" for i in range(services.OVERLAP_MIN_BATCH // len(ANSWERS) + 2) for a in ANSWERS]
+        monkeypatch.setattr(flag_pool, "PROCESS_MIN_BATCH", 16)
+        monkeypatch.setattr(flag_pool, "process", lambda: _DeadPool())
+        monkeypatch.setattr(flag_pool, "_flag_pool_failed", False)
+    answers = [f"{a} ({i})" for i in range(flag_pool.OVERLAP_MIN_BATCH // len(ANSWERS) + 2) for a in ANSWERS]
     answers += ["", "asdfgh qwerty zxcvbn", item.question]
-    assert len(answers) >= services.OVERLAP_MIN_BATCH
+    assert len(answers) >= flag_pool.OVERLAP_MIN_BATCH
     batch = score_answers(item, answers)
     direct = _direct_probabilities(model_dirs["v1"], item, answers)
     got = np.array([[r.probabilities[k] for k in (0, 1, 2)] for r in batch.results])
@@ -151,9 +163,9 @@ def test_a_large_batch_equals_the_graph_and_the_flags(demo_versions, model_dirs,
     assert [r.flags for r in batch.results[-3:]] == [["empty"], ["gibberish"], ["copy_of_question"]]
     if where == "helper process":
         assert calls and all(c is not None for c in calls)  # the flags were computed in the helper process
-        assert not services._flag_pool_failed
+        assert not flag_pool._flag_pool_failed
     if where == "dead helper process":
-        assert services._flag_pool_failed  # given up: later batches stay in process
+        assert flag_pool._flag_pool_failed  # given up: later batches stay in process
 
 
 @pytest.mark.django_db(transaction=True)
