@@ -31,6 +31,10 @@ class Features:
 
     @classmethod
     def compute(cls, fz, responses, questions, references, chunk: int = 4000) -> Features:
+        """Features of ``responses``; ``questions`` and ``references``: one per response, or one string."""
+        n = len(responses)
+        questions = [questions] * n if isinstance(questions, str) else questions
+        references = [references] * n if isinstance(references, str) else references
         bags, denses = [], []
         for s in range(0, len(responses), chunk):
             f = fz.transform(responses[s : s + chunk], questions[s : s + chunk], references[s : s + chunk])

@@ -85,10 +85,14 @@ def open_model(path: Path | str, expected_checksum: str | None = None) -> Loaded
                 f"{path / 'manifest.json'}: checksum mismatch (registered {expected_checksum[:12]}..., "
                 f"now {checksum[:12]}...)"
             )
-        # verify() checks every file's sha256, the featuriser state and that the ONNX loads
-        manifest = verify(path)
+        # verify() checks every file's sha256 and the featuriser state; the ONNX graph is checked below,
+        # on the one session this process keeps
+        manifest = verify(path, check_onnx=False)
         featurizer = Featurizer.from_state(json.loads(manifest.featurizer_path.read_text(encoding="utf-8")))
-        session = oc.session(manifest.onnx_path)
+        try:
+            session = oc.session(manifest.onnx_path)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"{manifest.onnx_path}: ONNX model fails to load: {exc}") from exc
     except ArtifactError as exc:
         raise ModelLoadError(str(exc)) from exc
     except (OSError, ValueError) as exc:
