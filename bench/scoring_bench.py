@@ -72,8 +72,8 @@ active = item.model_versions.filter(status="active").first()
 if active is None or active.metrics.get("bench_source") != sys.argv[1]:
     version = register_version(item, sys.argv[1], metrics={"bench_source": sys.argv[1]})
     activate_version(version)
-user, _ = User.objects.get_or_create(username="bench")
-print(Token.objects.get_or_create(user=user)[0].key)
+from scoring.api.accounts import integration_token
+print(integration_token("bench"))
 """
 
 WRK_SCRIPT = """

@@ -5,11 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from kdgrade.lti import config, outbox
+from kdgrade.lti import config, keys, outbox
 from kdgrade.lti.models import Context, Deployment, GradeOutbox, LaunchSession, Platform, ResourceLink, ToolKey
 
 
@@ -53,6 +56,12 @@ class PlatformForm(forms.ModelForm):
         for f in ("issuer", "auth_url", "token_url", "keyset_url"):
             if not data.get(f):
                 self.add_error(f, "Required (or choose the Canvas or Moodle preset).")
+        if data.get("issuer") and data.get("token_url") and data.get("client_id"):
+            problem = config.endpoint_problem(data["issuer"], data["client_id"], data["token_url"],
+                                              data.get("token_audience") or "", self.instance if self.instance.pk
+                                              else None)
+            if problem:
+                raise forms.ValidationError(problem)
         return data
 
 
@@ -62,12 +71,39 @@ class PlatformAdmin(admin.ModelAdmin):
     form = PlatformForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "preset", "issuer", "client_id", "is_active"]
+    readonly_fields = ["kdgrade_keyset_url"]
     inlines = [DeploymentInline]
 
+    @admin.display(description="kdgrade's keyset URL for this LMS")
+    def kdgrade_keyset_url(self, obj: Platform | None) -> str:
+        if obj is None or not obj.pk:
+            return "Shown once the platform is saved: give it to the LMS as kdgrade's public JWK (keyset) URL."
+        url = keys.jwks_url(settings.PUBLIC_URL, obj)
+        if obj.own_key:
+            return (f"{url} (this platform's own key; Canvas: {settings.PUBLIC_URL}/lti/canvas.json?platform="
+                    f"{obj.jwks_id})")
+        return f"{url} (shared key of older registrations)"
+
+    def get_urls(self) -> list:
+        extra = [path("registration-url/", self.admin_site.admin_view(self.registration_url_view),
+                      name="lti_platform_registration_url")]
+        return extra + super().get_urls()
+
+    def registration_url_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: a new single-use Dynamic Registration URL, for users allowed to add platforms."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:lti_platform_changelist"))
+        url = config.registration_url(settings.PUBLIC_URL, created_by=request.user.get_username())
+        context = {**self.admin_site.each_context(request), "registration_url": url, "opts": self.model._meta,
+                   "title": "Dynamic Registration URL",
+                   "registration_minutes": settings.KDGRADE_LTI_REGISTRATION_KEY_MINUTES}
+        return TemplateResponse(request, "admin/lti/platform/registration_url.html", context)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        url = config.registration_url(settings.PUBLIC_URL)
-        extra_context = {**(extra_context or {}), "registration_url": url,
-                         "registration_days": settings.KDGRADE_LTI_REGISTRATION_KEY_DAYS}
+        extra_context = {**(extra_context or {}), "can_register": self.has_add_permission(request),
+                         "registration_minutes": settings.KDGRADE_LTI_REGISTRATION_KEY_MINUTES}
         return super().changelist_view(request, extra_context)
 
 

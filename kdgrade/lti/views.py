@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kdgrade.lti import config, deeplink, grading, keys, roster
 from kdgrade.lti import launch as launch_service
 from kdgrade.lti.ags import ServiceError
-from kdgrade.lti.models import LaunchSession
+from kdgrade.lti.models import LaunchSession, Platform
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "lti_launch"
@@ -196,12 +196,24 @@ def deep_link(request: HttpRequest, session: LaunchSession) -> HttpResponse:
 
 @require_GET
 def jwks(request: HttpRequest) -> JsonResponse:
+    """The shared key set (platforms registered before per-platform keys)."""
     return JsonResponse(keys.jwks())
 
 
 @require_GET
+def platform_jwks(request: HttpRequest, jwks_id: str) -> HttpResponse:
+    """One platform's own key set."""
+    platform = Platform.objects.filter(jwks_id=jwks_id, own_key=True).first()
+    if platform is None:
+        return JsonResponse({"error": "no such keyset"}, status=404)
+    return JsonResponse(keys.jwks(platform))
+
+
+@require_GET
 def canvas_config(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(config.canvas_configuration(config.base_url(request)))
+    base = config.base_url(request)
+    platform = Platform.objects.filter(jwks_id=request.GET.get("platform", ""), own_key=True).first()
+    return JsonResponse(config.canvas_configuration(base, keys.jwks_url(base, platform) if platform else None))
 
 
 @csrf_exempt
@@ -212,7 +224,7 @@ def register(request: HttpRequest) -> HttpResponse:
         return refuse(request, "Dynamic Registration starts from the LMS: paste this URL into its tool "
                                "registration page.", 400)
     try:
-        config.check_registration_key(request.GET.get("key", ""))
+        config.use_registration_key(request.GET.get("key", ""))
     except config.RegistrationFailed as exc:
         return refuse(request, exc.reason, 403)
     try:

@@ -6,9 +6,10 @@ from kdgrade.lti import config
 
 class Command(BaseCommand):
     help = (
-        "Print a Dynamic Registration URL to paste into Moodle or Canvas. It carries a signed key valid "
-        "KDGRADE_LTI_REGISTRATION_KEY_DAYS days; /lti/register/ without a valid key registers nothing."
+        "Print a Dynamic Registration URL to paste into Moodle or Canvas. Its key is good for one "
+        "registration within KDGRADE_LTI_REGISTRATION_KEY_MINUTES minutes; /lti/register/ without a valid "
+        "key registers nothing."
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        self.stdout.write(config.registration_url(settings.PUBLIC_URL))
+        self.stdout.write(config.registration_url(settings.PUBLIC_URL, created_by="manage.py lti_registration_url"))
