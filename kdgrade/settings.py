@@ -225,6 +225,9 @@ KDGRADE_LTI_RETRY_MAX = env_float("KDGRADE_LTI_RETRY_MAX", 3600.0)
 KDGRADE_LTI_LEASE_SECONDS = env_float("KDGRADE_LTI_LEASE_SECONDS", 6 * KDGRADE_LTI_HTTP_TIMEOUT + 30)
 KDGRADE_LTI_SWEEP_SECONDS = env_float("KDGRADE_LTI_SWEEP_SECONDS", 60.0)
 # How long a Dynamic Registration URL (with its signed key) stays valid.
+# Teaching assistants, graders and guest instructors (Instructor sub-roles) open the instructor pages
+# (review, override, release) when true; as learners when false.  A full Instructor role always does.
+KDGRADE_LTI_TA_INSTRUCTOR = env_bool("KDGRADE_LTI_TA_INSTRUCTOR", True)
 KDGRADE_LTI_REGISTRATION_KEY_DAYS = env_int("KDGRADE_LTI_REGISTRATION_KEY_DAYS", 7)
 CELERY_BEAT_SCHEDULE["lti-sweep-grade-outbox"] = {
     "task": "kdgrade.lti.sweep_outbox",
