@@ -264,6 +264,9 @@ KDGRADE_LTI_RETRY_BASE = env_float("KDGRADE_LTI_RETRY_BASE", 30.0)
 KDGRADE_LTI_RETRY_MAX = env_float("KDGRADE_LTI_RETRY_MAX", 3600.0)
 KDGRADE_LTI_LEASE_SECONDS = env_float("KDGRADE_LTI_LEASE_SECONDS", 6 * KDGRADE_LTI_HTTP_TIMEOUT + 30)
 KDGRADE_LTI_SWEEP_SECONDS = env_float("KDGRADE_LTI_SWEEP_SECONDS", 60.0)
+# Teaching assistants, graders and guest instructors (Instructor sub-roles) open the instructor pages
+# (review, override, release) when true; as learners when false.  A full Instructor role always does.
+KDGRADE_LTI_TA_INSTRUCTOR = env_bool("KDGRADE_LTI_TA_INSTRUCTOR", True)
 # How long a Dynamic Registration URL (with its single-use key) stays valid.
 KDGRADE_LTI_REGISTRATION_KEY_MINUTES = env_int("KDGRADE_LTI_REGISTRATION_KEY_MINUTES", 60)
 # A launch token (`ls`) lives this long at most; it is replaced by a new one every ..._ROTATE_SECONDS

@@ -7,11 +7,15 @@ are never logged.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
 
 from scoring.models import Assignment, Score
+
+if TYPE_CHECKING:
+    from pylti1p3.registration import Registration
 
 
 class ToolKey(models.Model):
@@ -80,6 +84,26 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer})"
+
+    def to_registration(self) -> Registration:
+        """This platform as a pylti1p3 Registration, signed with kdgrade's current tool key."""
+        import json
+
+        from jwcrypto.jwk import JWK
+        from pylti1p3.registration import Registration
+
+        from kdgrade.lti import keys
+
+        key = keys.signing_key()
+        public_pem = JWK.from_json(json.dumps(key.public_jwk)).export_to_pem().decode()
+        reg = Registration()
+        reg.set_issuer(self.issuer).set_client_id(self.client_id)
+        reg.set_auth_login_url(self.auth_url).set_auth_token_url(self.token_url)
+        reg.set_key_set_url(self.keyset_url)
+        if self.token_audience:
+            reg.set_auth_audience(self.token_audience)
+        reg.set_tool_private_key(key.private_pem).set_tool_public_key(public_pem)
+        return reg
 
 
 class Deployment(models.Model):

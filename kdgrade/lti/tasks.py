@@ -20,7 +20,7 @@ def deliver_grades(slot_id: int) -> str:
 def sweep_outbox() -> int:
     """Beat: queue every due grade post whose task was lost (broker hiccup, killed worker); drop old
     expired launch sessions."""
-    from kdgrade.lti.launch import purge_expired_sessions
+    from kdgrade.lti.sessions import purge_expired_sessions
 
     purge_expired_sessions()
     return outbox.sweep()

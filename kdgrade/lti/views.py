@@ -21,8 +21,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from kdgrade.lti import config, deeplink, grading, keys, roster
 from kdgrade.lti import launch as launch_service
+from kdgrade.lti import login as login_service
 from kdgrade.lti.ags import ServiceError
+from kdgrade.lti.errors import LaunchRefused
 from kdgrade.lti.models import LaunchSession, Platform
+from kdgrade.lti.sessions import session_for
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "lti_launch"
@@ -44,11 +47,11 @@ def _cookie_kwargs(request: HttpRequest) -> dict[str, Any]:
 def login(request: HttpRequest) -> HttpResponse:
     params = request.POST.dict() if request.method == "POST" else request.GET.dict()
     try:
-        result = launch_service.login(request, params)
-    except launch_service.LaunchRefused as exc:
+        result = login_service.login(request, params)
+    except LaunchRefused as exc:
         return refuse(request, exc.reason, exc.status)
     response = HttpResponseRedirect(result.url)
-    response.set_cookie(result.cookie_name, result.state, max_age=launch_service.STATE_TTL, **_cookie_kwargs(request))
+    response.set_cookie(result.cookie_name, result.state, max_age=login_service.STATE_TTL, **_cookie_kwargs(request))
     return response
 
 
@@ -57,7 +60,7 @@ def login(request: HttpRequest) -> HttpResponse:
 def launch(request: HttpRequest) -> HttpResponse:
     try:
         session = launch_service.launch(request)
-    except launch_service.LaunchRefused as exc:
+    except LaunchRefused as exc:
         return refuse(request, exc.reason, exc.status)
     request.session.cycle_key()
     request.session[SESSION_KEY] = session.token
@@ -83,7 +86,7 @@ def with_launch(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         token = request.POST.get("ls") if request.method == "POST" else request.GET.get("ls")
         if not token and request.method != "POST":
             token = request.session.get(SESSION_KEY, "")
-        session = launch_service.session_for(token or "")
+        session = session_for(token or "")
         if session is None:
             return refuse(request, "Your kdgrade session has ended or this page was not opened from your course. "
                                    "Open the activity again from the LMS.", 401)
