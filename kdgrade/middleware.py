@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 
@@ -21,6 +20,10 @@ class FrameAncestorsMiddleware:
             if request.path.startswith("/admin/"):
                 response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
                 response.headers["X-Frame-Options"] = "DENY"
+            elif request.path.startswith("/api/"):
+                response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
             else:
-                response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.FRAME_ANCESTORS}"
+                from kdgrade.lti.framing import frame_ancestors
+
+                response.headers["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors()}"
         return response

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from kdgrade import views
+from kdgrade import login_throttle, views
 
 admin.site.site_header = "kdgrade administration"
 admin.site.site_title = "kdgrade"
+admin.site.login = login_throttle.throttled(admin.site.login)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -11,6 +11,10 @@ $PY manage.py migrate --noinput -v0
 $PY manage.py createcachetable
 $PY manage.py load_demo --with-model
 $PY manage.py ensure_admin
+if [ "${KDGRADE_MODE:-development}" = "development" ] && [ "${KDGRADE_DEV_LMS:-on}" = "on" ]; then
+  # The development LMS runs on 127.0.0.1: let kdgrade's outbound calls (keysets, grades) reach it.
+  export KDGRADE_OUTBOUND_ALLOW_PRIVATE="${KDGRADE_OUTBOUND_ALLOW_PRIVATE:-true}"
+fi
 HOST="${KDGRADE_HOST:-127.0.0.1}"
 PORT="${KDGRADE_PORT:-8000}"
 .venv/bin/celery -A kdgrade worker -B -Q default,training --concurrency 2 --loglevel INFO \

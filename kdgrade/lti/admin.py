@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from kdgrade.lti import config, keys, outbox
-from kdgrade.lti.models import Context, Deployment, GradeOutbox, LaunchSession, Platform, ResourceLink, ToolKey
+from kdgrade.lti import config, keys, outbox, privacy
+from kdgrade.lti.models import (
+    Context,
+    Deployment,
+    GradeOutbox,
+    LaunchSession,
+    LtiUser,
+    Platform,
+    ResourceLink,
+    ToolKey,
+)
 
 
 class DeploymentInline(admin.TabularInline):
@@ -37,7 +49,7 @@ class PlatformForm(forms.ModelForm):
         model = Platform
         formfield_callback = _https_urls
         fields = ["name", "preset", "moodle_site", "issuer", "client_id", "auth_url", "token_url", "keyset_url",
-                  "token_audience", "is_active"]
+                  "token_audience", "frame_origins", "own_key", "is_active"]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -65,6 +77,32 @@ class PlatformForm(forms.ModelForm):
         return data
 
 
+def _erase_action(erase: Callable[[Any], privacy.Erased], what: str) -> Callable[..., HttpResponse | None]:
+    """An admin action that erases the selected rows after a confirmation page saying what goes and what
+    stays in the LMS; it needs the delete permission of the model."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not modeladmin.has_delete_permission(request):
+            raise PermissionDenied
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(request, "admin/lti/erase_confirm.html", {
+                **modeladmin.admin_site.each_context(request), "title": f"Erase {what}", "objects": list(queryset),
+                "lms_keeps": privacy.LMS_KEEPS[what], "action": request.POST.get("action", ""),
+                "opts": modeladmin.model._meta, "what": what,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)})
+        for obj in queryset:
+            messages.success(request, erase(obj).summary())
+        return None
+
+    action.allowed_permissions = ("delete",)  # type: ignore[attr-defined]
+    return admin.action(description=f"Erase the selected {what}(s) and all their students' data")(action)
+
+
+erase_students = _erase_action(privacy.erase_student, "student")
+erase_courses = _erase_action(privacy.erase_course, "course")
+erase_platforms = _erase_action(privacy.erase_platform, "platform")
+
+
 @admin.register(Platform)
 class PlatformAdmin(admin.ModelAdmin):
     change_list_template = "admin/lti/platform/change_list.html"
@@ -72,6 +110,7 @@ class PlatformAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "preset", "issuer", "client_id", "is_active"]
     readonly_fields = ["kdgrade_keyset_url"]
+    actions = [erase_platforms]
     inlines = [DeploymentInline]
 
     @admin.display(description="kdgrade's keyset URL for this LMS")
@@ -136,7 +175,40 @@ class GradeOutboxAdmin(admin.ModelAdmin):
         messages.info(request, f"{n} grade post(s) queued again.")
 
 
-admin.site.register(Context, list_display=["id", "platform", "context_id", "title", "roster_synced_at"])
+
+
+@admin.register(LtiUser)
+class LtiUserAdmin(admin.ModelAdmin):
+    """LMS users (students and teachers): erase one, or export what kdgrade holds about one."""
+
+    list_display = ["id", "platform", "sub", "name"]
+    list_filter = ["platform"]
+    search_fields = ["sub"]
+    fields = ["platform", "sub", "name"]
+    readonly_fields = fields
+    actions = [erase_students, "export"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # users come from launches and roster syncs
+
+    def has_change_permission(self, request: HttpRequest, obj: LtiUser | None = None) -> bool:
+        return False
+
+    @admin.action(description="Export the selected student's data (JSON)", permissions=["view"])
+    def export(self, request: HttpRequest, queryset: QuerySet[LtiUser]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Select one student to export.")
+            return None
+        user = queryset.select_related("platform").get()
+        response = JsonResponse(privacy.export_student(user), json_dumps_params={"indent": 2, "ensure_ascii": False})
+        response["Content-Disposition"] = f'attachment; filename="kdgrade-student-{user.pk}.json"'
+        return response
+
+
+@admin.register(Context)
+class ContextAdmin(admin.ModelAdmin):
+    list_display = ["id", "platform", "context_id", "title", "roster_synced_at"]
+    actions = [erase_courses]
 admin.site.register(ResourceLink, list_display=["id", "context", "resource_link_id", "assignment", "lineitem_url"])
 
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
-from datetime import timedelta
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from kdgrade.lti.errors import LaunchRefused
 from kdgrade.lti.models import (
@@ -25,6 +21,7 @@ from kdgrade.lti.models import (
     ResourceLink,
 )
 from kdgrade.lti.roles import role_flags
+from kdgrade.lti.sessions import start_session
 from scoring.assignments import copy_assignment
 from scoring.models import Assignment
 
@@ -111,11 +108,10 @@ def record_launch(platform: Platform, body: dict) -> LaunchSession:
             link.assignment = assignment_for_link(context, (body.get(CLAIM + "custom") or {}))
         link.save()
 
-    session = LaunchSession.objects.create(
-        token=secrets.token_urlsafe(32), platform=platform, context=context, user=user, resource_link=link,
+    session = start_session(
+        platform=platform, context=context, user=user, resource_link=link,
         is_instructor=is_instructor, message_type=message_type,
         deep_link_settings=body.get(DL_CLAIM) or {}, deployment_id=deployment.deployment_id,
-        expires_at=timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE),
     )
     log.info("lti: %s launch platform=%s context=%s user=%s role=%s", message_type, platform.pk, context.pk,
              user.pk, "instructor" if is_instructor else "learner")
@@ -124,11 +120,16 @@ def record_launch(platform: Platform, body: dict) -> LaunchSession:
 
 def assignment_for_link(context: Context, custom: dict) -> Assignment | None:
     """The assignment a new resource link shows: the one Deep Linking put in its custom parameters;
-    a link copied into another course (course copy) gets its own copy of that assignment."""
+    a link copied into another course (course copy) gets its own copy of that assignment.
+
+    Only an assignment of a course on the same platform is honoured: the id is a plain number in a
+    custom parameter, and another platform (or anyone editing custom parameters there) must not copy
+    an assignment, its title and settings, out of a course it has nothing to do with."""
     raw = str(custom.get(ASSIGNMENT_CUSTOM_PARAM, ""))
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 18:
         return None
-    source = Assignment.objects.filter(pk=int(raw)).select_related("lti").first()
+    source = Assignment.objects.filter(pk=int(raw), lti__context__platform_id=context.platform_id).select_related(
+        "lti").first()
     if source is None:
         return None
     owner = getattr(source, "lti", None)

@@ -94,6 +94,7 @@ class Gradebook:
         self.members: dict[str, list[dict]] = {}
         self.deep_link_items: list[dict] = []
         self.token_requests = 0
+        self.token_forms: list[dict] = []  # the form of every token request (client assertions included)
         self.score_fault: t.Callable[[dict, int], Fault | None] | None = None
         self.in_score_post = threading.Event()
 
@@ -128,6 +129,7 @@ class DevPlatform:
         self._launches: dict[str, LaunchSpec] = {}
         self._dl_context = "course-1"
         self.tool_registration: dict | None = None
+        self.tool_jwks_url: str | None = None  # kdgrade's keyset URL for this platform, once registered
         self.registration_token = secrets.token_urlsafe(16)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
@@ -158,7 +160,7 @@ class DevPlatform:
         if reg:
             return {"login": reg["initiate_login_uri"], "launch": reg["redirect_uris"][0], "jwks": reg["jwks_uri"]}
         return {"login": f"{self.tool_base}/lti/login/", "launch": f"{self.tool_base}/lti/launch/",
-                "jwks": f"{self.tool_base}/lti/jwks/"}
+                "jwks": self.tool_jwks_url or f"{self.tool_base}/lti/jwks/"}
 
     # --- LTI Dynamic Registration, platform side -----------------------------------------------
     # lti1p3platform has no Dynamic Registration: this part is hand-written after the IMS spec
@@ -529,6 +531,7 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
                     return self._reply(200, json.dumps(platform.conf().get_jwks()))
                 if parts == ["token"] and self.command == "POST":
                     platform.gradebook.token_requests += 1
+                    platform.gradebook.token_forms.append(dict(req.form_data))
                     try:
                         token = platform.conf().get_access_token(req.form_data)
                     except Exception as exc:
@@ -597,12 +600,17 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
 
 
 def register_in_kdgrade(platform: DevPlatform, name: str = "Local test LMS") -> t.Any:
-    """Add this platform to kdgrade's database, as an admin would."""
+    """Add this platform to kdgrade's database, as an admin would, and give the platform kdgrade's keyset
+    URL for it (as the admin would paste it into the LMS)."""
     from kdgrade.lti.config import add_platform
+    from kdgrade.lti.keys import jwks_url
 
     u = platform.urls
-    return add_platform(issuer=u["issuer"], client_id=u["client_id"], deployment_ids=[u["deployment_id"]],
-                        auth_url=u["auth_url"], token_url=u["token_url"], keyset_url=u["keyset_url"], name=name)
+    registered = add_platform(issuer=u["issuer"], client_id=u["client_id"], deployment_ids=[u["deployment_id"]],
+                              auth_url=u["auth_url"], token_url=u["token_url"], keyset_url=u["keyset_url"],
+                              name=name)
+    platform.tool_jwks_url = jwks_url(platform.tool_base, registered)
+    return registered
 
 
 __all__ = ["ROLE_ADMIN", "ROLE_INSTRUCTOR", "ROLE_LEARNER", "DevPlatform", "Fault", "Gradebook", "LaunchSpec",

@@ -86,7 +86,8 @@ class Platform(models.Model):
         return f"{self.name} ({self.issuer})"
 
     def to_registration(self) -> Registration:
-        """This platform as a pylti1p3 Registration, signed with kdgrade's current tool key."""
+        """This platform as a pylti1p3 Registration, signed with kdgrade's current key for this platform
+        (its own key set, or the shared one for a registration made before per-platform keys)."""
         import json
 
         from jwcrypto.jwk import JWK
@@ -94,7 +95,7 @@ class Platform(models.Model):
 
         from kdgrade.lti import keys
 
-        key = keys.signing_key()
+        key = keys.signing_key_for(self)
         public_pem = JWK.from_json(json.dumps(key.public_jwk)).export_to_pem().decode()
         reg = Registration()
         reg.set_issuer(self.issuer).set_client_id(self.client_id)
@@ -102,7 +103,7 @@ class Platform(models.Model):
         reg.set_key_set_url(self.keyset_url)
         if self.token_audience:
             reg.set_auth_audience(self.token_audience)
-        reg.set_tool_private_key(key.private_pem).set_tool_public_key(public_pem)
+        reg.set_tool_private_key(keys.private_pem(key)).set_tool_public_key(public_pem)
         return reg
 
 

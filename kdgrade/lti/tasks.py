@@ -31,3 +31,11 @@ def sync_roster(context_id: int) -> int:
     from kdgrade.lti.roster import sync_roster as sync
 
     return sync(context_id)
+
+
+@shared_task(name="kdgrade.lti.purge_expired_data", ignore_result=True)
+def purge_expired_data() -> dict:
+    """Beat, daily: delete students' data older than KDGRADE_RETENTION_DAYS."""
+    from kdgrade.lti.privacy import purge_expired
+
+    return purge_expired()

@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
@@ -16,11 +17,14 @@ from pylti1p3.contrib.django.request import DjangoRequest
 from pylti1p3.contrib.django.session import DjangoSessionService
 from pylti1p3.exception import LtiException
 
+from kdgrade import outbound
 from kdgrade.lti.claims import CLAIM
 from kdgrade.lti.errors import LaunchRefused
 from kdgrade.lti.login import state_cookie_name, within_kdgrade
 from kdgrade.lti.models import LoginState, Platform
 from kdgrade.lti.toolconf import DatabaseToolConf
+
+KEYSET_MAX_BYTES = 256 * 1024
 
 
 class _Launch(DjangoMessageLaunch):
@@ -63,11 +67,31 @@ class _Launch(DjangoMessageLaunch):
     def save_launch_data(self) -> _Launch:
         return self  # kdgrade keeps its own LaunchSession
 
+    def fetch_public_key(self, key_set_url: str) -> dict:
+        """The platform's keyset through kdgrade's outbound client (address policy, size cap, deadline).
+        What the URL answered is never put in the refusal (it reaches the launch error page)."""
+        try:
+            resp = outbound.request("GET", key_set_url, what="platform keyset", headers={"Accept": "application/json"},
+                                    max_bytes=KEYSET_MAX_BYTES)
+        except outbound.OutboundError as exc:
+            raise LtiException(f"the platform's keyset could not be fetched ({exc.reason})") from None
+        if resp.status_code != 200:
+            raise LtiException(f"the platform's keyset URL answered HTTP {resp.status_code}")
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise LtiException("the platform's keyset URL did not answer with a keyset (JWKS)")
+        return data
+
     def get_public_key(self) -> tuple[str, str]:
-        # The platform keyset is cached; a key id not in the cached set refetches it once, so a
-        # platform's key rotation is picked up at once.
+        # The platform keyset is cached; a key id not in the cached set refetches it, so a platform's key
+        # rotation is picked up at once - but at most once per KDGRADE_LTI_KEYSET_REFETCH_SECONDS, so
+        # forged launches with made-up key ids cannot make kdgrade fetch the keyset on every request.
         url = self._registration.get_key_set_url()
-        cache_key = "lti:keyset:" + hashlib.sha256(url.encode()).hexdigest()
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        cache_key = "lti:keyset:" + digest
         cached = cache.get(cache_key)
         if cached:
             self._registration.set_key_set(cached)
@@ -75,6 +99,9 @@ class _Launch(DjangoMessageLaunch):
                 return super().get_public_key()
             except LtiException:
                 self._registration.set_key_set(None)
+                if not cache.add("lti:keyset-refetch:" + digest, 1,
+                                 timeout=max(1, int(settings.KDGRADE_LTI_KEYSET_REFETCH_SECONDS))):
+                    raise LtiException("its key id (kid) is not in the platform's keyset") from None
         result = super().get_public_key()
         cache.set(cache_key, self._registration.get_key_set(), timeout=300)
         return result

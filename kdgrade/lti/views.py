@@ -28,7 +28,6 @@ from kdgrade.lti.models import LaunchSession, Platform
 from kdgrade.lti.sessions import session_for
 
 log = logging.getLogger(__name__)
-SESSION_KEY = "lti_launch"
 
 
 def refuse(request: HttpRequest, reason: str, status: int) -> HttpResponse:
@@ -62,8 +61,6 @@ def launch(request: HttpRequest) -> HttpResponse:
         session = launch_service.launch(request)
     except LaunchRefused as exc:
         return refuse(request, exc.reason, exc.status)
-    request.session.cycle_key()
-    request.session[SESSION_KEY] = session.token
     if session.message_type == "LtiDeepLinkingRequest":
         return HttpResponseRedirect(_url("lti:deep_link", session))
     link = session.resource_link
@@ -79,13 +76,13 @@ def _url(name: str, session: LaunchSession, *args: object) -> str:
 
 
 def with_launch(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve the caller's launch session (from `ls`, else the cookie session) or refuse."""
+    """Resolve the caller's launch session from the launch token (`ls`) the request carries, or refuse.
+    Every request must carry it: a session cookie alone never stands for a launch (a page of another
+    site could otherwise get a logged-in page of kdgrade into a frame)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         token = request.POST.get("ls") if request.method == "POST" else request.GET.get("ls")
-        if not token and request.method != "POST":
-            token = request.session.get(SESSION_KEY, "")
         session = session_for(token or "")
         if session is None:
             return refuse(request, "Your kdgrade session has ended or this page was not opened from your course. "
