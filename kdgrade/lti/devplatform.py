@@ -130,6 +130,9 @@ class DevPlatform:
         self._dl_context = "course-1"
         self.tool_registration: dict | None = None
         self.tool_jwks_url: str | None = None  # kdgrade's keyset URL for this platform, once registered
+        # What a platform playing rogue claims in Dynamic Registration (tests of kdgrade's refusals).
+        self.claimed_client_id: str | None = None
+        self.claimed_token_audience: str | None = None
         self.registration_token = secrets.token_urlsafe(16)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
@@ -174,7 +177,8 @@ class DevPlatform:
         return f"{tool_register_url}{sep}{query}"
 
     def _openid_configuration(self) -> dict:
-        return {
+        extra = {"authorization_server": self.claimed_token_audience} if self.claimed_token_audience else {}
+        return {**extra,
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.base}/auth",
             "token_endpoint": f"{self.base}/token",
@@ -212,7 +216,7 @@ class DevPlatform:
         ]
         if problems:
             return 400, {"error": "invalid_client_metadata", "error_description": ", ".join(problems)}
-        self.client_id = f"dyn-{secrets.token_hex(4)}"
+        self.client_id = self.claimed_client_id or f"dyn-{secrets.token_hex(4)}"
         self.tool_registration = body
         answer = {**body, "client_id": self.client_id,
                   "https://purl.imsglobal.org/spec/lti-tool-configuration": {
