@@ -131,7 +131,8 @@ def test_token_authentication_is_required(api):
 
 def test_the_openapi_schema_is_served(api):
     client, *_ = api
-    r = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert APIClient().get("/api/v1/schema/").status_code == 401  # not for anonymous callers
+    r = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     schema = r.json()
     assert {"/api/v1/items/{item_id}/score/", "/api/v1/items/{item_id}/score-batch/",
