@@ -94,6 +94,7 @@ def _erase_action(erase: Callable[[Any], privacy.Erased], what: str) -> Callable
             messages.success(request, erase(obj).summary())
         return None
 
+    action.__name__ = f"erase_{what}s"  # the action's name in the admin's form
     action.allowed_permissions = ("delete",)  # type: ignore[attr-defined]
     return admin.action(description=f"Erase the selected {what}(s) and all their students' data")(action)
 
