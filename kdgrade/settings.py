@@ -88,12 +88,11 @@ def _key_encryption_key() -> str:
     return key
 
 
-KDGRADE_KEY_ENCRYPTION_KEY = _key_encryption_key()
-
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ConfigError("ALLOWED_HOSTS", "is required in production mode (comma-separated host names)")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+KDGRADE_KEY_ENCRYPTION_KEY = _key_encryption_key()
 
 # The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org
 PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -95,6 +95,7 @@ class Gradebook:
         self.deep_link_items: list[dict] = []
         self.token_requests = 0
         self.token_forms: list[dict] = []  # the form of every token request (client assertions included)
+        self.jwks_requests = 0  # fetches of the platform's keyset
         self.score_fault: t.Callable[[dict, int], Fault | None] | None = None
         self.in_score_post = threading.Event()
 
@@ -532,6 +533,7 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
                 if not parts or parts == ["launch"]:
                     return platform._launcher_page(self, req)
                 if parts == ["jwks"]:
+                    platform.gradebook.jwks_requests += 1
                     return self._reply(200, json.dumps(platform.conf().get_jwks()))
                 if parts == ["token"] and self.command == "POST":
                     platform.gradebook.token_requests += 1
