@@ -79,8 +79,9 @@ def erase_student(user: LtiUser) -> Erased:
         assignment__lti__context__platform_id=user.platform_id).delete())
     result.add(GradeSlot.objects.filter(resource_link__context__platform_id=user.platform_id,
                                         user_sub=user.sub).delete())
+    pk = user.pk
     result.add(user.delete())
-    log.info("privacy: erased LMS user %s (%s)", user.pk, result.counts)
+    log.info("privacy: erased LMS user %s (%s)", pk, result.counts)
     return result
 
 
@@ -91,10 +92,10 @@ def erase_course(context: Context) -> Erased:
     result = Erased(what=f"course {context.pk} of platform {context.platform_id}", lms_keeps=LMS_KEEPS["course"])
     assignment_ids = list(LtiAssignment.objects.filter(context=context).values_list("assignment_id", flat=True))
     result.add(Assignment.objects.filter(pk__in=assignment_ids).delete())
-    platform_id = context.platform_id
+    platform_id, pk = context.platform_id, context.pk
     result.add(context.delete())
     result.add(LtiUser.objects.filter(_orphans([platform_id])).delete())
-    log.info("privacy: erased course %s (%s)", context.pk, result.counts)
+    log.info("privacy: erased course %s (%s)", pk, result.counts)
     return result
 
 
@@ -104,8 +105,9 @@ def erase_platform(platform: Platform) -> Erased:
     result = Erased(what=f"platform {platform.pk} ({platform.name})", lms_keeps=LMS_KEEPS["platform"])
     for context in Context.objects.filter(platform=platform):
         result.add((0, erase_course(context).counts))
+    pk = platform.pk
     result.add(platform.delete())
-    log.info("privacy: erased platform %s (%s)", platform.pk, result.counts)
+    log.info("privacy: erased platform %s (%s)", pk, result.counts)
     return result
 
 
