@@ -222,3 +222,11 @@ def test_moodle_roster_with_short_role_names_marks_learners_and_lists_who_has_no
     assert flags["student-1"] == (True, False), "the sync must keep the flags the launch recorded"
     assert flags["teacher-1"] == (False, True)
     assert flags["student-2"] == (True, False) and flags["dev-1"] == (False, False)
+
+
+def test_opening_the_launch_url_directly_explains_what_it_is(client):
+    page = client.get("/lti/launch/")
+    assert page.status_code == 405 and page["Allow"] == "POST"
+    text = page.content.decode()
+    assert "kdgrade cannot open this" in text and "Open the activity from your course" in text
+    assert LaunchSession.objects.count() == 0
