@@ -200,7 +200,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    else {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # Bounded socket operations: a broker that stops answering (a paused container, a half-open
+        # connection) must not wedge a worker's shutdown while it hands back unacknowledged messages.
+        "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 10.0),
+        "socket_connect_timeout": env_float("CELERY_BROKER_CONNECT_TIMEOUT", 5.0),
+    }
 )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", None)
 CELERY_TASK_SERIALIZER = "json"
@@ -214,7 +220,14 @@ CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"qu
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+    "worker-heartbeat-training": {"task": "scoring.heartbeat", "schedule": 60.0, "kwargs": {"queue": "training"},
+                                  "options": {"queue": "training"}},
 }
+# /healthz reports a queue's workers down when none has recorded a heartbeat for this long (3 beats).
+KDGRADE_HEALTH_HEARTBEAT_MAX_AGE = env_float("KDGRADE_HEALTH_HEARTBEAT_MAX_AGE", 180.0)
+# A worker stopped with SIGTERM finishes its running task, then exits; after this many seconds it
+# exits anyway (the task's message stays unacknowledged and is redelivered: tasks are idempotent).
+KDGRADE_WORKER_SHUTDOWN_GRACE = env_float("KDGRADE_WORKER_SHUTDOWN_GRACE", 25.0)
 
 # --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
 # Calls to the LMS (token, AGS, NRPS): timeout, retry backoff of the grade outbox, and the lease a

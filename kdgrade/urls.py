@@ -9,6 +9,8 @@ admin.site.site_title = "kdgrade"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("livez", views.livez, name="livez"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("scoring.api.urls")),
     path("lti/", include("kdgrade.lti.urls")),
