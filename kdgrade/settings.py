@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets, served from this server (no CDN)
     "scoring",
     "kdgrade.lti",
 ]
@@ -261,6 +262,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Score science short answers with distilled ONNX models.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Scoring limits -------------------------------------------------------------------
