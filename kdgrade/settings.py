@@ -63,8 +63,12 @@ if PRODUCTION and not ALLOWED_HOSTS:
     raise ConfigError("ALLOWED_HOSTS", "is required in production mode (comma-separated host names)")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org
-PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The port the development server listens on (scripts/run.sh) and the development LMS's port.
+PORT = env_int("KDGRADE_PORT", 8000)
+DEV_LMS_PORT = env_int("KDGRADE_DEV_LMS_PORT", 8765)
+# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org; unset, the
+# development server's own address on KDGRADE_PORT.
+PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
