@@ -64,3 +64,13 @@ def test_migrate_alone_creates_the_cache_table_a_launch_reads(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr[-2000:]
+
+
+def test_probes_answer_a_local_health_check_in_production(client, settings):
+    """A container health check asks http://127.0.0.1:8000/readyz: not an allowed host, not HTTPS."""
+    settings.ALLOWED_HOSTS = ["kdgrade.district.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/readyz", HTTP_HOST="127.0.0.1:8000").status_code == 200
+    assert client.get("/livez", HTTP_HOST="127.0.0.1:8000").status_code == 200
+    assert client.get("/healthz", HTTP_HOST="127.0.0.1:8000").status_code == 503  # no worker in this test
+    assert client.get("/", HTTP_HOST="127.0.0.1:8000").status_code == 400  # everything else: host checked
