@@ -3,8 +3,9 @@
 - readiness (`/readyz`): this web process can serve pages: the database and the shared cache answer
   (an LTI launch needs both).  A load balancer sends traffic only to ready processes.
 - health (`/healthz`): the whole service works: readiness, plus the broker answers and a worker of
-  each queue (short tasks: `default`; model training: `training`) has recorded a heartbeat recently
-  (the beat asks every minute; a worker also records one when it starts).
+  each queue (short tasks: `default`; model training: `training`) is alive: it answers a broadcast
+  (Redis, RabbitMQ), or, on the file-system broker, which has no broadcast, it recorded a heartbeat
+  recently (the beat asks every minute; a worker also records one when it starts).
 """
 
 from __future__ import annotations
@@ -90,22 +91,41 @@ def check_broker(report: Report) -> None:
     report.checks["broker"] = "ok"
 
 
-def check_workers(report: Report) -> None:
+def _queues_with_live_workers() -> set[str] | None:
+    """Queues consumed by workers that answer a broadcast now (1 s), or None where the broker has no
+    broadcast (the file-system broker) or does not answer."""
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        return None
+    from kdgrade.celery import app
+
+    try:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+            replies = app.control.inspect(timeout=1.0, connection=conn).active_queues() or {}
+    except Exception:  # broker down: reported by check_broker
+        return None
+    return {q["name"] for queues in replies.values() for q in (queues or [])}
+
+
+def check_workers(report: Report, *, broker_ok: bool = True) -> None:
+    """A queue is served when a worker on it answers a broadcast now (Redis, RabbitMQ), else when one
+    recorded a heartbeat within KDGRADE_HEALTH_HEARTBEAT_MAX_AGE (file-system broker)."""
     max_age = timedelta(seconds=float(settings.KDGRADE_HEALTH_HEARTBEAT_MAX_AGE))
     now = timezone.now()
+    live = _queues_with_live_workers() if broker_ok else set()
     workers: dict[str, object] = {}
     for queue in WORKER_QUEUES:
         last = (WorkerHeartbeat.objects.filter(queue=queue).order_by("-seen_at")
                 .values_list("seen_at", flat=True).first())
-        alive = last is not None and now - last <= max_age
-        workers[queue] = {"last_heartbeat": last.isoformat() if last else None, "alive": alive}
+        if live is not None:
+            alive, how = queue in live, "answered now"
+        else:
+            how = f"heartbeat within {int(max_age.total_seconds())} s"
+            alive = last is not None and now - last <= max_age
+        workers[queue] = {"last_heartbeat": last.isoformat() if last else None, "alive": alive, "checked_by": how}
         if not alive:
-            report.problems.append(
-                f"no worker of the {queue!r} queue has answered in {int(max_age.total_seconds())} s "
-                "(worker or beat down?)")
+            report.problems.append(f"no worker of the {queue!r} queue is alive ({how}: no)")
     report.checks["workers"] = workers
-    default = workers["default"]["last_heartbeat"]  # type: ignore[index]
-    report.checks["last_worker_heartbeat"] = default
+    report.checks["last_worker_heartbeat"] = workers["default"]["last_heartbeat"]  # type: ignore[index]
 
 
 def readiness() -> Report:
@@ -119,5 +139,5 @@ def health() -> Report:
     report = readiness()
     check_broker(report)
     if report.checks.get("database") == "ok":
-        check_workers(report)
+        check_workers(report, broker_ok=report.checks.get("broker") == "ok")
     return report

@@ -1,10 +1,13 @@
 """Smoke check of a running kdgrade from a development LMS (the lti1p3platform library, as in the tests):
-Dynamic Registration with a registration URL from `manage.py lti_registration_url`, a teacher adds an
-item with Deep Linking, a student answers, and the grade must reach the LMS gradebook (released by the
-teacher on the review page when the model leaves it for review).  Needs the dev requirements; talks to
-kdgrade over HTTP only.
+the LMS registers (Dynamic Registration with a URL from `manage.py lti_registration_url`, or, where
+kdgrade runs in production mode and so accepts Dynamic Registration only from an https LMS, by hand
+beforehand with the `lti_add_platform` command this script prints), a teacher adds an item with Deep
+Linking, a student answers, and the grade must reach the LMS gradebook (released by the teacher on the
+review page when the model leaves it for review).  Needs the dev requirements; talks to kdgrade over
+HTTP only.
 
-    .venv/bin/python scripts/lms_smoke.py --registration-url URL [--item-title TEXT]
+    .venv/bin/python scripts/lms_smoke.py --registration-url URL
+    .venv/bin/python scripts/lms_smoke.py --kdgrade URL --lms-port 8766     # registered by hand
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ ANSWER = ("Metal is a better conductor of heat than wood, so it takes heat away 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--registration-url", required=True, help="printed by `manage.py lti_registration_url`")
+    parser.add_argument("--registration-url", default="", help="printed by `manage.py lti_registration_url`")
+    parser.add_argument("--kdgrade", default="", help="kdgrade's URL, when the LMS was registered by hand")
+    parser.add_argument("--lms-port", type=int, default=8766, help="the LMS's port when registered by hand")
     parser.add_argument("--item-title", default="", help="the item to add (default: the first offered)")
     parser.add_argument("--timeout", type=float, default=90)
     args = parser.parse_args()
@@ -38,12 +43,20 @@ def main() -> int:
     from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec
     from kdgrade.lti.testing import Browser, ls_token, parse_form
 
-    base = args.registration_url.split("/lti/register/")[0]
-    with DevPlatform(base) as lms:
-        step = "Dynamic Registration"
-        page = requests.get(lms.registration_start_url(args.registration_url), timeout=30)
-        _check(page.status_code == 200 and "org.imsglobal.lti.close" in page.text, step, page)
-        print(f"ok  {step}: kdgrade registered the LMS (client id {lms.client_id})")
+    if not args.registration_url and not args.kdgrade:
+        parser.error("give --registration-url, or --kdgrade for an LMS registered by hand")
+    base = (args.kdgrade or args.registration_url.split("/lti/register/")[0]).rstrip("/")
+    port = 0 if args.registration_url else args.lms_port
+    with DevPlatform(base, port=port, client_id="smoke-lms") as lms:
+        if args.registration_url:
+            step = "Dynamic Registration"
+            page = requests.get(lms.registration_start_url(args.registration_url), timeout=30)
+            _check(page.status_code == 200 and "org.imsglobal.lti.close" in page.text, step, page)
+            print(f"ok  {step}: kdgrade registered the LMS (client id {lms.client_id})")
+        else:
+            print("    registered by hand: manage.py lti_add_platform --name 'Smoke LMS' --issuer "
+                  f"{lms.issuer} --client-id {lms.client_id} --deployment-id {lms.deployment_id} --auth-url "
+                  f"{lms.base}/auth --token-url {lms.base}/token --keyset-url {lms.base}/jwks")
 
         step = "Deep Linking (teacher adds an item)"
         teacher = Browser()
