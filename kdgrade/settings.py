@@ -94,8 +94,12 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 KDGRADE_KEY_ENCRYPTION_KEY = _key_encryption_key()
 
-# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org
-PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The port the development server listens on (scripts/run.sh) and the development LMS's port.
+PORT = env_int("KDGRADE_PORT", 8000)
+DEV_LMS_PORT = env_int("KDGRADE_DEV_LMS_PORT", 8765)
+# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org; unset, the
+# development server's own address on KDGRADE_PORT.
+PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -107,11 +111,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets, served from this server (no CDN)
     "scoring",
     "kdgrade.lti",
 ]
 
 MIDDLEWARE = [
+    "kdgrade.middleware.ProbeMiddleware",  # health probes: before host validation and the HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -239,7 +245,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    else {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # Bounded socket operations: a broker that stops answering (a paused container, a half-open
+        # connection) must not wedge a worker's shutdown while it hands back unacknowledged messages.
+        "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 10.0),
+        "socket_connect_timeout": env_float("CELERY_BROKER_CONNECT_TIMEOUT", 5.0),
+    }
 )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", None)
 CELERY_TASK_SERIALIZER = "json"
@@ -253,7 +265,14 @@ CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"qu
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+    "worker-heartbeat-training": {"task": "scoring.heartbeat", "schedule": 60.0, "kwargs": {"queue": "training"},
+                                  "options": {"queue": "training"}},
 }
+# /healthz reports a queue's workers down when none has recorded a heartbeat for this long (3 beats).
+KDGRADE_HEALTH_HEARTBEAT_MAX_AGE = env_float("KDGRADE_HEALTH_HEARTBEAT_MAX_AGE", 180.0)
+# A worker stopped with SIGTERM finishes its running task, then exits; after this many seconds it
+# exits anyway (the task's message stays unacknowledged and is redelivered: tasks are idempotent).
+KDGRADE_WORKER_SHUTDOWN_GRACE = env_float("KDGRADE_WORKER_SHUTDOWN_GRACE", 25.0)
 
 # --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
 # Calls to the LMS (token, AGS, NRPS): timeout, retry backoff of the grade outbox, and the lease a
@@ -335,6 +354,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The API description is for the accounts that use the API, not for anyone.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Scoring limits -------------------------------------------------------------------

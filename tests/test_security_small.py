@@ -150,7 +150,7 @@ def test_the_migration_encrypts_keys_stored_in_plain_text():
     pem = jwk.export_to_pem(private_key=True, password=None).decode()
     row = ToolKey.objects.create(kid="legacy", private_pem=pem, public_jwk={})
     migration = importlib.import_module(
-        "kdgrade.lti.migrations.0003_per_platform_keys_single_use_registration_keys_hashed_launch_tokens")
+        "kdgrade.lti.migrations.0004_per_platform_keys_single_use_registration_keys_hashed_launch_tokens")
     migration.encrypt_private_keys(apps, None)
     row.refresh_from_db()
     assert row.private_pem.startswith("fernet:") and keys.private_pem(row) == pem

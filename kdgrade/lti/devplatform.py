@@ -59,6 +59,9 @@ class LaunchSpec:
     context_title: str = "Physics 7B"
     resource_link_id: str = "link-1"
     name: str = ""
+    email: str = ""
+    given_name: str = ""
+    family_name: str = ""
     custom: dict[str, str] = field(default_factory=dict)
     deep_linking: bool = False
     lineitem_id: str | None = None  # the link's gradebook column, when it has one
@@ -68,6 +71,7 @@ class LaunchSpec:
     expiration: int = 300
     rogue_key: bool = False  # sign with a key the platform does not publish
     nrps_query: str = ""  # e.g. "limit=2": the roster comes in pages linked by rel="next"
+    drop_claims: tuple[str, ...] = ()  # claims left out of the id_token (e.g. the context claim)
 
 
 @dataclass
@@ -338,8 +342,17 @@ class DevPlatform:
             def render_launch_form(self, launch_data: dict[str, t.Any], **kwargs: t.Any) -> str:
                 return _launch_form(launch_data)
 
+            def get_launch_message(self, include_extra_claims: bool = True) -> dict[str, t.Any]:
+                message = super().get_launch_message(include_extra_claims)
+                for claim in spec.drop_claims:
+                    message.pop(claim, None)
+                return message
+
         launch = Launch(req, conf)
-        launch.set_user_data(spec.user_id, spec.roles, full_name=spec.name or None)
+        launch.set_user_data(spec.user_id, spec.roles, full_name=spec.name or None, email_address=spec.email or None)
+        names = {k: v for k, v in (("given_name", spec.given_name), ("family_name", spec.family_name)) if v}
+        if names:
+            launch.set_extra_claims(names)
         launch.set_launch_context_claim(spec.context_id, context_title=spec.context_title,
                                         context_types=["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"])
         if spec.custom:

@@ -46,10 +46,10 @@ def context_roles(roles: list[str]) -> set[tuple[str, str]]:
             principal, _, sub = role[len(LTI11_ROLE):].partition("/")
         elif "/" not in role and ":" not in role and "#" not in role:
             principal, sub = role, ""
-            if role in ASSISTANT_SUBROLES:
-                principal, sub = "Instructor", role
         else:
             continue  # institution, system or unknown vocabularies
+        if principal in ASSISTANT_SUBROLES and not sub:  # LTI 1.1's short name of the sub-role
+            principal, sub = "Instructor", principal
         if principal in PRINCIPALS:
             out.add((principal, sub))
     return out

@@ -1,4 +1,7 @@
-"""Celery tasks of the LTI app: thin wrappers that take ids and call the outbox and roster services."""
+"""Celery tasks of the LTI app: thin wrappers that take ids and call the outbox service.
+
+The roster (NRPS) is fetched when a teacher asks for it on the review page, inline, so the page shows
+the result at once; there is no roster task."""
 
 from __future__ import annotations
 
@@ -24,13 +27,6 @@ def sweep_outbox() -> int:
 
     purge_expired_sessions()
     return outbox.sweep()
-
-
-@shared_task(name="kdgrade.lti.sync_roster", ignore_result=True)
-def sync_roster(context_id: int) -> int:
-    from kdgrade.lti.roster import sync_roster as sync
-
-    return sync(context_id)
 
 
 @shared_task(name="kdgrade.lti.purge_expired_data", ignore_result=True)

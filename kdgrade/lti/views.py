@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from kdgrade.lti import config, deeplink, grading, keys, roster
 from kdgrade.lti import launch as launch_service
@@ -55,8 +55,14 @@ def login(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def launch(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = refuse(request, "This is kdgrade's LTI launch address: your learning platform (Canvas, Moodle...) "
+                                   "sends you here when you open a kdgrade activity in a course. Opened directly, "
+                                   "it has nothing to show. Open the activity from your course instead.", 405)
+        response["Allow"] = "POST"
+        return response
     try:
         session = launch_service.launch(request)
     except LaunchRefused as exc:

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("scoring", "0001_initial"),
-        ("lti", "0003_per_platform_keys_single_use_registration_keys_hashed_launch_tokens"),
+        ("lti", "0004_per_platform_keys_single_use_registration_keys_hashed_launch_tokens"),
         ("authtoken", "0004_alter_tokenproxy_options"),
         ("auth", "0012_alter_user_first_name_max_length"),
     ]

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from kdgrade.lti import config
 
@@ -11,5 +11,13 @@ class Command(BaseCommand):
         "key registers nothing."
     )
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--public-url", default="",
+                            help="kdgrade's address as the LMS reaches it (default: KDGRADE_PUBLIC_URL, now "
+                                 f"{settings.PUBLIC_URL})")
+
     def handle(self, *args: object, **options: object) -> None:
-        self.stdout.write(config.registration_url(settings.PUBLIC_URL, created_by="manage.py lti_registration_url"))
+        base = str(options["public_url"] or settings.PUBLIC_URL).rstrip("/")
+        self.stdout.write(config.registration_url(base, created_by="manage.py lti_registration_url"))
+        self.stderr.write(f"(for kdgrade at {base}: the URL the LMS must reach; set KDGRADE_PUBLIC_URL or "
+                          "--public-url if that is not it)")

@@ -41,7 +41,7 @@ def encrypt_private_keys(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("lti", "0002_loginstate"),
+        ("lti", "0003_database_cache_table"),
     ]
 
     operations = [
