@@ -13,6 +13,7 @@ import pytest
 from kdgrade.lti.claims import NO_CONTEXT_PREFIX
 from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, ResourceLink
+from kdgrade.lti.sessions import session_for
 from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, Score, Submission
 
@@ -75,7 +76,7 @@ def test_certification_valid_launches_land_on_the_right_page(lms, live_server, a
     who, roles, extra = VALID[case]
     page = Browser().launch(lms, _spec(assignment, f"{who}-1", roles, **extra))
     assert page.status_code == 200, page.text[:400]
-    session = LaunchSession.objects.get(token=ls_token(page.url))
+    session = session_for(ls_token(page.url))
     shown = session.resource_link.assignment
     assert session.is_instructor == (who == TEACHER)
     suffix = "review/" if who == TEACHER else ""
