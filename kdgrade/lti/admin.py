@@ -50,6 +50,7 @@ class PlatformForm(forms.ModelForm):
         formfield_callback = _https_urls
         fields = ["name", "preset", "moodle_site", "issuer", "client_id", "auth_url", "token_url", "keyset_url",
                   "token_audience", "frame_origins", "own_key", "is_active"]
+        widgets = {"frame_origins": forms.Textarea(attrs={"rows": 3, "cols": 60})}
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -114,7 +115,7 @@ class PlatformAdmin(admin.ModelAdmin):
     actions = [erase_platforms]
     inlines = [DeploymentInline]
 
-    @admin.display(description="kdgrade's keyset URL for this LMS")
+    @admin.display(description="Keyset URL to give the LMS")
     def kdgrade_keyset_url(self, obj: Platform | None) -> str:
         if obj is None or not obj.pk:
             return "Shown once the platform is saved: give it to the LMS as kdgrade's public JWK (keyset) URL."
