@@ -31,6 +31,8 @@ def main() -> int:
     parser.add_argument("--registration-url", default="", help="printed by `manage.py lti_registration_url`")
     parser.add_argument("--kdgrade", default="", help="kdgrade's URL, when the LMS was registered by hand")
     parser.add_argument("--lms-port", type=int, default=8766, help="the LMS's port when registered by hand")
+    parser.add_argument("--tool-jwks-url", default="",
+                        help="registered by hand: kdgrade's keyset URL for this LMS (printed by lti_add_platform)")
     parser.add_argument("--item-title", default="", help="the item to add (default: the first offered)")
     parser.add_argument("--timeout", type=float, default=90)
     args = parser.parse_args()
@@ -48,6 +50,7 @@ def main() -> int:
     base = (args.kdgrade or args.registration_url.split("/lti/register/")[0]).rstrip("/")
     port = 0 if args.registration_url else args.lms_port
     with DevPlatform(base, port=port, client_id="smoke-lms") as lms:
+        lms.tool_jwks_url = args.tool_jwks_url or None
         if args.registration_url:
             step = "Dynamic Registration"
             page = requests.get(lms.registration_start_url(args.registration_url), timeout=30)
