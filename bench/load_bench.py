@@ -55,8 +55,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else float("nan")
 
 
+ERRORS: list[str] = []
+
+
 def _run_clients(n: int, duration: float, work) -> tuple[int, int, list[float], float]:
-    """`n` threads call work(i, session) until `duration` is over; (ok, errors, latencies, seconds)."""
+    """`n` threads call work(i, k, session) until `duration` is over; (ok, errors, latencies, seconds).
+    `work` returns True, or raises/returns False; the first reasons are kept in ERRORS."""
     import requests
 
     ok = errors = 0
@@ -72,8 +76,10 @@ def _run_clients(n: int, duration: float, work) -> tuple[int, int, list[float], 
             t = time.perf_counter()
             try:
                 good = work(i, k, session)
-            except Exception:
+            except Exception as exc:
                 good = False
+                with lock:
+                    ERRORS.append(f"{type(exc).__name__}: {str(exc)[:160]}")
             took = time.perf_counter() - t
             with lock:
                 latencies.append(took)
@@ -178,7 +184,9 @@ def main() -> int:
         def score(i: int, k: int, session) -> bool:
             r = session.post(url, json={"response": ANSWERS[(i + k) % len(ANSWERS)], "learner_ref": f"c{i}"},
                              headers=headers, timeout=30)
-            return r.status_code == 201
+            if r.status_code != 201:
+                raise RuntimeError(f"scoring API HTTP {r.status_code}: {r.text[:100]}")
+            return True
 
         ok, errors, lat, took = _run_clients(args.clients, args.duration, score)
         rows.append(("scoring API `POST .../score/` (store): requests/s", f"**{ok / took:,.0f}** ({ok:,} ok, "
@@ -210,7 +218,9 @@ def main() -> int:
             def submit(i: int, k: int, _session) -> bool:
                 b, page_url, ls = browsers[(i + k * args.clients) % len(browsers)]
                 r = b.post(page_url, {"ls": ls, "response": ANSWERS[(i + k) % len(ANSWERS)]})
-                return r.status_code == 200 and 'name="response"' in r.text
+                if r.status_code != 200 or 'name="response"' not in r.text:
+                    raise RuntimeError(f"answer page HTTP {r.status_code} at {r.url}")
+                return True
 
             ok, errors, lat, took = _run_clients(args.clients, args.duration, submit)
             end = time.monotonic()
@@ -250,6 +260,8 @@ def main() -> int:
             log.close()
     load = os.getloadavg()
     rows.append(("machine load average (1/5/15 min) at the end", f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"))
+    if ERRORS:
+        rows.append(("errors (first 3)", "; ".join(ERRORS[:3]).replace("|", "/")))
     print("| what | figure |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
