@@ -231,3 +231,11 @@ def test_opening_the_launch_url_directly_explains_what_it_is(client):
     text = page.content.decode()
     assert "kdgrade cannot open this" in text and "Open the activity from your course" in text
     assert LaunchSession.objects.count() == 0
+
+
+def test_deep_linking_without_a_course_opens_the_picker(lms, live_server, assignment):
+    page = Browser().launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR], deep_linking=True,
+                                            drop_claims=(C + "context",)))
+    assert page.status_code == 200 and "/lti/deep-link/" in page.url, page.text[:300]
+    session = LaunchSession.objects.get(token=ls_token(page.url))
+    assert session.context.context_id.startswith(NO_CONTEXT_PREFIX) and session.is_instructor
