@@ -127,25 +127,26 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", BUILD_MODEL, str(ROOT / "scoring/demo/heat_spoon.csv"),
                             str(WORK / "model")], cwd=ROOT, check=True, capture_output=True)
 
-    from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
-
     from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
     from kdgrade.lti.models import Context, GradeOutbox, LtiAssignment, Platform
     from kdgrade.lti.testing import Browser, ls_token
     from scoring import versions
+    from scoring.api.accounts import integration_token
     from scoring.demo_data import load_demo
     from scoring.models import Assignment
 
     item = load_demo()
     if versions.active_version(item) is None:
         versions.activate_version(versions.register_version(item, model))
-    user, _ = User.objects.get_or_create(username="load-bench")
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = integration_token("load-bench")  # scoring-only
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "KDGRADE_PUBLIC_URL": base, "PYTHONUNBUFFERED": "1", "KDGRADE_LTI_RETRY_BASE": "1"}
+    # The development LMS is on 127.0.0.1 (allowed for outbound calls); the per-account API rate and the
+    # per-learner answer limit are lifted: this measures throughput, with the same learners answering again.
+    env = {**os.environ, "KDGRADE_PUBLIC_URL": base, "PYTHONUNBUFFERED": "1", "KDGRADE_LTI_RETRY_BASE": "1",
+           "KDGRADE_OUTBOUND_ALLOW_PRIVATE": "true", "KDGRADE_API_THROTTLE_USER": "off",
+           "KDGRADE_LTI_MAX_SUBMISSIONS_PER_HOUR": "0"}
     logs = [open(WORK / f"{name}.log", "w") for name in ("web", *(f"worker{i}" for i in range(args.celery_workers)))]  # noqa: SIM115
     procs = [subprocess.Popen(
         ["nice", "-n", "10", sys.executable, "-m", "gunicorn", "kdgrade.wsgi", "-b", f"127.0.0.1:{port}",
