@@ -237,5 +237,5 @@ def test_deep_linking_without_a_course_opens_the_picker(lms, live_server, assign
     page = Browser().launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR], deep_linking=True,
                                             drop_claims=(C + "context",)))
     assert page.status_code == 200 and "/lti/deep-link/" in page.url, page.text[:300]
-    session = LaunchSession.objects.get(token=ls_token(page.url))
+    session = session_for(ls_token(page.url))
     assert session.context.context_id.startswith(NO_CONTEXT_PREFIX) and session.is_instructor
