@@ -254,7 +254,10 @@ def request(method: str, url: str, *, what: str, headers: Mapping[str, str] | No
                                retryable=False)
                 url = target
                 continue
-            body = _read_capped(resp, limit, ends)
+            try:
+                body = _read_capped(resp, limit, ends)
+            except OutboundError as exc:
+                raise fail(exc.reason) from None
             if body is None:
                 raise fail(f"the answer is larger than {limit} bytes", retryable=False)
             if body is False:
