@@ -8,6 +8,7 @@ See README.md for the full list of variables.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -27,7 +28,9 @@ MODE = env_str("KDGRADE_MODE", "development")
 if MODE not in {"development", "production"}:
     raise ConfigError("KDGRADE_MODE", f"expected 'development' or 'production', got {MODE!r}")
 PRODUCTION = MODE == "production"
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+# Production never runs with DEBUG (tracebacks with settings and personal data): DJANGO_DEBUG is
+# ignored there.
+DEBUG = False if PRODUCTION else env_bool("DJANGO_DEBUG", True)
 
 # Where the product keeps its files: SQLite database, broker queues, model versions, uploads.
 DATA_DIR = Path(env_str("KDGRADE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -58,13 +61,45 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+
+def _key_encryption_key() -> str:
+    """The Fernet key that encrypts the tool's private signing keys in the database."""
+    from cryptography.fernet import Fernet
+
+    key = env_str("KDGRADE_KEY_ENCRYPTION_KEY")
+    if not key and PRODUCTION:
+        raise ConfigError("KDGRADE_KEY_ENCRYPTION_KEY", "is required in production mode (a Fernet key: "
+                          "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
+    if not key:
+        # Development: generated once and kept in the data folder, like the secret key.
+        path = DATA_DIR / "key_encryption_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            DATA_DIR.mkdir(parents=True, exist_ok=True)
+            key = Fernet.generate_key().decode()
+            path.write_text(key)
+            path.chmod(0o600)
+    try:
+        Fernet(key.encode())
+    except ValueError:
+        raise ConfigError("KDGRADE_KEY_ENCRYPTION_KEY",
+                          "is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+    return key
+
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ConfigError("ALLOWED_HOSTS", "is required in production mode (comma-separated host names)")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+KDGRADE_KEY_ENCRYPTION_KEY = _key_encryption_key()
 
-# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org
-PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The port the development server listens on (scripts/run.sh) and the development LMS's port.
+PORT = env_int("KDGRADE_PORT", 8000)
+DEV_LMS_PORT = env_int("KDGRADE_DEV_LMS_PORT", 8765)
+# The public base URL of the tool (what LMS admins paste), e.g. https://kdgrade.district.org; unset, the
+# development server's own address on KDGRADE_PORT.
+PUBLIC_URL = env_str("KDGRADE_PUBLIC_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -76,11 +111,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets, served from this server (no CDN)
     "scoring",
     "kdgrade.lti",
 ]
 
 MIDDLEWARE = [
+    "kdgrade.middleware.ProbeMiddleware",  # health probes: before host validation and the HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +171,13 @@ else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "kdgrade_cache"}
     }
+# Request counters of the API throttle: shared (Redis) when there is one; per process otherwise (a
+# database write per API call would cost the scoring hot path more than the limit is worth).
+CACHES["throttle"] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "throttle"}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "kdgrade-throttle"}
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -169,8 +213,9 @@ SESSION_COOKIE_SECURE = _cross_site_cookies
 CSRF_COOKIE_SECURE = _cross_site_cookies
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
-# CSP frame-ancestors for the pages the LMS frames; the admin is never framed.
-FRAME_ANCESTORS = env_str("KDGRADE_FRAME_ANCESTORS", "'self' https:" if PRODUCTION else "*")
+# CSP frame-ancestors for the pages the LMS frames; the admin is never framed.  Unset: in production,
+# 'self' and the origins of the registered, active platforms (kdgrade.lti.framing); in development, any.
+FRAME_ANCESTORS = env_str("KDGRADE_FRAME_ANCESTORS", None if PRODUCTION else "*")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
@@ -200,7 +245,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    else {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # Bounded socket operations: a broker that stops answering (a paused container, a half-open
+        # connection) must not wedge a worker's shutdown while it hands back unacknowledged messages.
+        "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 10.0),
+        "socket_connect_timeout": env_float("CELERY_BROKER_CONNECT_TIMEOUT", 5.0),
+    }
 )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", None)
 CELERY_TASK_SERIALIZER = "json"
@@ -214,7 +265,14 @@ CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"qu
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+    "worker-heartbeat-training": {"task": "scoring.heartbeat", "schedule": 60.0, "kwargs": {"queue": "training"},
+                                  "options": {"queue": "training"}},
 }
+# /healthz reports a queue's workers down when none has recorded a heartbeat for this long (3 beats).
+KDGRADE_HEALTH_HEARTBEAT_MAX_AGE = env_float("KDGRADE_HEALTH_HEARTBEAT_MAX_AGE", 180.0)
+# A worker stopped with SIGTERM finishes its running task, then exits; after this many seconds it
+# exits anyway (the task's message stays unacknowledged and is redelivered: tasks are idempotent).
+KDGRADE_WORKER_SHUTDOWN_GRACE = env_float("KDGRADE_WORKER_SHUTDOWN_GRACE", 25.0)
 
 # --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
 # Calls to the LMS (token, AGS, NRPS): timeout, retry backoff of the grade outbox, and the lease a
@@ -224,8 +282,47 @@ KDGRADE_LTI_RETRY_BASE = env_float("KDGRADE_LTI_RETRY_BASE", 30.0)
 KDGRADE_LTI_RETRY_MAX = env_float("KDGRADE_LTI_RETRY_MAX", 3600.0)
 KDGRADE_LTI_LEASE_SECONDS = env_float("KDGRADE_LTI_LEASE_SECONDS", 6 * KDGRADE_LTI_HTTP_TIMEOUT + 30)
 KDGRADE_LTI_SWEEP_SECONDS = env_float("KDGRADE_LTI_SWEEP_SECONDS", 60.0)
-# How long a Dynamic Registration URL (with its signed key) stays valid.
-KDGRADE_LTI_REGISTRATION_KEY_DAYS = env_int("KDGRADE_LTI_REGISTRATION_KEY_DAYS", 7)
+# Teaching assistants, graders and guest instructors (Instructor sub-roles) open the instructor pages
+# (review, override, release) when true; as learners when false.  A full Instructor role always does.
+KDGRADE_LTI_TA_INSTRUCTOR = env_bool("KDGRADE_LTI_TA_INSTRUCTOR", True)
+# How long a Dynamic Registration URL (with its single-use key) stays valid.
+KDGRADE_LTI_REGISTRATION_KEY_MINUTES = env_int("KDGRADE_LTI_REGISTRATION_KEY_MINUTES", 60)
+# A launch token (`ls`) lives this long at most; it is replaced by a new one every ..._ROTATE_SECONDS
+# (the previous one keeps working ..._GRACE_SECONDS, for pages already open in another tab).
+KDGRADE_LTI_LAUNCH_SECONDS = env_int("KDGRADE_LTI_LAUNCH_SECONDS", 2 * 3600)
+KDGRADE_LTI_LAUNCH_ROTATE_SECONDS = env_int("KDGRADE_LTI_LAUNCH_ROTATE_SECONDS", 15 * 60)
+KDGRADE_LTI_LAUNCH_GRACE_SECONDS = env_int("KDGRADE_LTI_LAUNCH_GRACE_SECONDS", 5 * 60)
+# A learner's answers to one assignment in immediate mode (model scores shown at once): at most this
+# many per hour, so the model cannot be probed answer after answer.
+KDGRADE_LTI_MAX_SUBMISSIONS_PER_HOUR = env_int("KDGRADE_LTI_MAX_SUBMISSIONS_PER_HOUR", 10)
+# A platform keyset is fetched again for an unknown key id at most once per this many seconds.
+KDGRADE_LTI_KEYSET_REFETCH_SECONDS = env_float("KDGRADE_LTI_KEYSET_REFETCH_SECONDS", 60.0)
+# Extra hosts a platform's token URL / token audience may be on, beyond its issuer's host:
+# "issuer-host=token-host" pairs (Canvas cloud's are built in).
+KDGRADE_LTI_TOKEN_HOSTS = env_list("KDGRADE_LTI_TOKEN_HOSTS", [])
+
+# --- Outbound calls (kdgrade.outbound): every URL kdgrade fetches comes from a platform -----------
+KDGRADE_OUTBOUND_HTTPS_ONLY = PRODUCTION
+# Development and tests only (a local LMS on 127.0.0.1): allow loopback and private addresses.
+KDGRADE_OUTBOUND_ALLOW_PRIVATE = env_bool("KDGRADE_OUTBOUND_ALLOW_PRIVATE", False)
+if PRODUCTION and KDGRADE_OUTBOUND_ALLOW_PRIVATE:
+    raise ConfigError("KDGRADE_OUTBOUND_ALLOW_PRIVATE", "is for development only; in production list the "
+                      "networks of an on-premises LMS in KDGRADE_OUTBOUND_ALLOWED_NETWORKS")
+# Networks (CIDR) kdgrade may call although they are private, e.g. an on-premises Moodle: 10.20.0.0/16
+KDGRADE_OUTBOUND_ALLOWED_NETWORKS = env_list("KDGRADE_OUTBOUND_ALLOWED_NETWORKS", [])
+for _net in KDGRADE_OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ConfigError("KDGRADE_OUTBOUND_ALLOWED_NETWORKS", f"{_net!r} is not a network (CIDR)") from None
+KDGRADE_OUTBOUND_MAX_BYTES = env_int("KDGRADE_OUTBOUND_MAX_BYTES", 2 * 1024 * 1024)
+KDGRADE_OUTBOUND_DEADLINE = env_float("KDGRADE_OUTBOUND_DEADLINE", 20.0)
+
+# --- Students' data: retention ----------------------------------------------------------------------
+# Answers, scores, grade posts, course memberships and names older than this many days are deleted by
+# a daily beat task (kdgrade.lti.privacy.purge_expired); 0 keeps them until erased by hand.
+KDGRADE_RETENTION_DAYS = env_int("KDGRADE_RETENTION_DAYS", 365)
+CELERY_BEAT_SCHEDULE["privacy-purge"] = {"task": "kdgrade.lti.purge_expired_data", "schedule": 24 * 3600.0}
 CELERY_BEAT_SCHEDULE["lti-sweep-grade-outbox"] = {
     "task": "kdgrade.lti.sweep_outbox",
     "schedule": KDGRADE_LTI_SWEEP_SECONDS,
@@ -239,12 +336,27 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["scoring.api.throttling.UserThrottle", "scoring.api.throttling.AnonThrottle"],
+    # Per API account and per anonymous address; "off" lifts a limit (e.g. for a benchmark).
+    "DEFAULT_THROTTLE_RATES": {
+        "user": None if (_r := env_str("KDGRADE_API_THROTTLE_USER", "6000/minute")) == "off" else _r,
+        "anon": None if (_r := env_str("KDGRADE_API_THROTTLE_ANON", "60/minute")) == "off" else _r,
+    },
 }
+# Failed admin logins: after this many for one address (or one user name) within the window, the
+# login page refuses for the rest of the window.
+KDGRADE_ADMIN_LOGIN_FAILURES = env_int("KDGRADE_ADMIN_LOGIN_FAILURES", 5)
+KDGRADE_ADMIN_LOGIN_WINDOW_SECONDS = env_int("KDGRADE_ADMIN_LOGIN_WINDOW_SECONDS", 15 * 60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "kdgrade API",
     "DESCRIPTION": "Score science short answers with distilled ONNX models.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The API description is for the accounts that use the API, not for anyone.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Scoring limits -------------------------------------------------------------------

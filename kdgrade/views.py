@@ -1,12 +1,11 @@
-"""Project-level pages: the landing page and a health check."""
+"""Project-level pages: the landing page, health, readiness and liveness."""
 
 from __future__ import annotations
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from scoring.models import WorkerHeartbeat
+from kdgrade import health
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -14,11 +13,18 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database reachability and the last Celery worker heartbeat."""
-    try:
-        connection.ensure_connection()
-        database = "ok"
-    except Exception as exc:  # any driver error means "not healthy"
-        return JsonResponse({"database": f"error: {type(exc).__name__}"}, status=503)
-    last = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
-    return JsonResponse({"database": database, "last_worker_heartbeat": last.isoformat() if last else None})
+    """The whole service: database, cache, broker and recent heartbeats of a worker per queue.
+    200 with "status": "ok", else 503 with "status": "unhealthy" and the problems in words."""
+    report = health.health()
+    return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """This web process can serve pages (database and cache answer): 200, else 503."""
+    report = health.readiness()
+    return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+
+
+def livez(request: HttpRequest) -> HttpResponse:
+    """The process answers (no dependency checked): for a supervisor's restart decision."""
+    return HttpResponse("ok", content_type="text/plain")

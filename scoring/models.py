@@ -134,6 +134,10 @@ class Submission(models.Model):
     learner_ref = models.CharField(
         max_length=255, blank=True, help_text="Opaque learner id (e.g. the LMS user's sub); never a name."
     )
+    lti_user = models.ForeignKey(
+        "lti.LtiUser", on_delete=models.CASCADE, null=True, blank=True, related_name="submissions",
+        help_text="The LMS user who answered (LTI answers): erasing the user erases their answers.",
+    )
     response = models.TextField()
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -19,5 +19,12 @@ def _announce_configuration():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _lms_on_loopback(settings):
+    """The tests' LMS (kdgrade.lti.devplatform) listens on 127.0.0.1, which kdgrade's outbound client
+    refuses by default: the tests allow it here, explicitly (tests of the refusal turn it off)."""
+    settings.KDGRADE_OUTBOUND_ALLOW_PRIVATE = True
+
+
 # Shared fixtures: real model versions distilled once per session (see tests/scoring_support.py).
 from tests.scoring_support import demo_versions, model_dirs, models_dir  # noqa: E402, F401

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from scoring import versions
+from scoring.api.accounts import integration_token
 from scoring.models import Item, Submission
 from tests.scoring_support import ANSWERS
 
@@ -19,9 +18,8 @@ pytestmark = pytest.mark.django_db
 def api(demo_versions):
     item, v1, v2 = demo_versions
     versions.activate_version(v1)
-    user = User.objects.create_user("integrator", password="not-used-here")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {integration_token('integrator', read_submissions=True)}")
     return client, item, v1, v2
 
 
@@ -134,7 +132,8 @@ def test_token_authentication_is_required(api):
 
 def test_the_openapi_schema_is_served(api):
     client, *_ = api
-    r = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert APIClient().get("/api/v1/schema/").status_code == 401  # not for anonymous callers
+    r = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     schema = r.json()
     assert {"/api/v1/items/{item_id}/score/", "/api/v1/items/{item_id}/score-batch/",

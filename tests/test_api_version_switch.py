@@ -11,11 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import requests
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from distillation.features import Featurizer
 from scoring import versions
+from scoring.api.accounts import integration_token
 from scoring.services import reference_text
 from tests.scoring_support import ANSWERS
 
@@ -33,7 +32,7 @@ def test_flipping_the_active_version_under_http_load(live_server, demo_versions,
     versions.activate_version(v1)
     expected = {v1.pk: _expected(model_dirs["v1"], item), v2.pk: _expected(model_dirs["v2"], item)}
     assert np.abs(expected[v1.pk] - expected[v2.pk]).max() > 1e-3
-    token = Token.objects.create(user=User.objects.create_user("loader")).key
+    token = integration_token("loader")
     url = f"{live_server.url}/api/v1/items/heat-spoon/score-batch/"
     stop = threading.Event()
     sent: list[int] = []

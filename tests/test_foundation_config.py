@@ -61,6 +61,7 @@ def test_production_deploy_check_is_clean():
     result = manage(
         "check", "--deploy", "--fail-level", "WARNING",
         KDGRADE_MODE="production", SECRET_KEY="kdgrade-test-" + "0123456789abcdef" * 4, ALLOWED_HOSTS="kd.example.org",
+        KDGRADE_KEY_ENCRYPTION_KEY="yMPW0T9W8l3GQH5wLbTtuWdN8BXCVKzv3qKJ2gq5E0c=",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

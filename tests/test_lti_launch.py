@@ -19,7 +19,8 @@ from kdgrade.lti.devplatform import (
     register_in_kdgrade,
 )
 from kdgrade.lti.keys import rotate_keys
-from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
+from kdgrade.lti.models import Context, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
+from kdgrade.lti.sessions import session_for
 from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item
 
@@ -56,7 +57,7 @@ def test_learner_launch_lands_on_the_answer_page_and_records_course_link_and_use
     assert page.url.startswith(f"{live_server.url}/lti/a/{assignment.pk}/?ls=")
     assert "Why does the metal spoon get hot?" in page.text
     assert 'name="response"' in page.text
-    session = LaunchSession.objects.get(token=ls_token(page.url))
+    session = session_for(ls_token(page.url))
     assert not session.is_instructor
     assert session.context.context_id == "course-1" and session.context.title == "Physics 7B"
     assert session.user.sub == "student-1" and session.user.name == "Ada Learner"
@@ -66,19 +67,20 @@ def test_learner_launch_lands_on_the_answer_page_and_records_course_link_and_use
     assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in link.ags_scopes
     assert session.context.memberships_url == f"{lms.base}/nrps/course-1/memberships"
     assert Membership.objects.get(user__sub="student-1").is_learner
-    # The session cookie works as well as the token: the same page without ?ls=
+    # The launch token is required on every request: the same browser (cookies and all) without ?ls=
+    # is refused, so no other site can frame a logged-in kdgrade page.
     again = browser.get(f"{live_server.url}/lti/a/{assignment.pk}/")
-    assert again.status_code == 200 and 'name="response"' in again.text
+    assert again.status_code == 401 and 'name="response"' not in again.text
 
 
-@pytest.mark.parametrize("roles", [[ROLE_INSTRUCTOR], [ROLE_ADMIN], [ROLE_LEARNER, ROLE_INSTRUCTOR]])
-def test_instructor_or_administrator_launch_lands_on_the_review_page(lms, live_server, roles):
+@pytest.mark.parametrize("roles", [[ROLE_INSTRUCTOR], [ROLE_ADMIN, ROLE_INSTRUCTOR], [ROLE_LEARNER, ROLE_INSTRUCTOR]])
+def test_instructor_launch_lands_on_the_review_page(lms, live_server, roles):
     assignment = make_assignment(lms)
     page = Browser().launch(lms, spec("teacher-1", roles, assignment))
     assert page.status_code == 200, page.text[:500]
     assert page.url.startswith(f"{live_server.url}/lti/a/{assignment.pk}/review/?ls=")
     assert "Review: Spoon question" in page.text
-    assert LaunchSession.objects.get(token=ls_token(page.url)).is_instructor
+    assert session_for(ls_token(page.url)).is_instructor
 
 
 def test_launch_in_a_cross_site_iframe_that_drops_every_cookie_still_works(lms, live_server):
@@ -100,7 +102,7 @@ def test_a_burst_of_logins_does_not_push_out_a_login_in_progress(lms, settings):
     student's launch is in flight do not make it fail."""
     from django.test import RequestFactory
 
-    from kdgrade.lti import launch
+    from kdgrade.lti import login as login_service
 
     assignment = make_assignment(lms)
     browser = Browser()
@@ -109,7 +111,7 @@ def test_a_burst_of_logins_does_not_push_out_a_login_in_progress(lms, settings):
     burst = {"iss": lms.issuer, "client_id": lms.client_id, "login_hint": "someone",
              "target_link_uri": f"{settings.PUBLIC_URL}/lti/launch/"}
     for _ in range(400):
-        launch.login(RequestFactory().get("/lti/login/"), burst)
+        login_service.login(RequestFactory().get("/lti/login/"), burst)
     page = browser.post_launch()
     assert page.status_code == 200 and 'name="response"' in page.text, page.text[:300]
 
@@ -124,20 +126,21 @@ def test_rotating_the_tool_key_during_a_deep_link_does_not_break_it(lms, live_se
     item = Item.objects.create(external_id="rot-item", title="Rotation item", question="Q?", score_min=0,
                                score_max=2)
     ModelVersion.objects.create(item=item, version=1, status=ModelVersion.Status.ACTIVE)
-    old = keys.signing_key()
+    platform = Platform.objects.get(issuer=lms.issuer)
+    old = keys.signing_key_for(platform)
     browser = Browser()
     picker = browser.launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR], deep_linking=True))
     back = browser.post(picker.url.split("?")[0], {"ls": ls_token(picker.url), "item": item.pk, "title": "T",
                                                    "release": "immediate"})
     form = parse_form(back.text)  # signed with the old key; the browser has not posted it yet
-    new = rotate_keys()
-    assert keys.signing_key().kid == new.kid != old.kid
+    new = rotate_keys(platform=platform)
+    assert keys.signing_key_for(platform).kid == new.kid != old.kid
     done = browser.http.post(form["_action"], data={"JWT": form["JWT"]}, timeout=30)
     assert done.status_code == 200, done.text
     assert len(lms.gradebook.deep_link_items) == 1
     # After the grace period the old key leaves the JWKS: the same response is then refused.
-    assert keys.retire_keys(older_than_hours=0) == 1
-    published = {k["kid"] for k in requests.get(f"{live_server.url}/lti/jwks/", timeout=10).json()["keys"]}
+    assert keys.retire_keys(older_than_hours=0, platform=platform) == 1
+    published = {k["kid"] for k in requests.get(lms.tool_jwks_url, timeout=10).json()["keys"]}
     assert published == {new.kid}
     late = browser.http.post(form["_action"], data={"JWT": form["JWT"]}, timeout=30)
     assert late.status_code == 400 and len(lms.gradebook.deep_link_items) == 1

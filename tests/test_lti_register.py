@@ -6,14 +6,16 @@ library's."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
-from django.core import signing
+from django.utils import timezone
 
 from kdgrade.lti import config
 from kdgrade.lti.config import registration_url
 from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, DevPlatform, LaunchSpec
-from kdgrade.lti.models import Platform
+from kdgrade.lti.models import Platform, RegistrationKey
 from kdgrade.lti.testing import Browser, parse_form
 from scoring.models import Item, ModelVersion
 
@@ -23,14 +25,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_dynamic_registration_registers_kdgrade_and_the_platform_then_launches(live_server, settings):
     settings.PUBLIC_URL = live_server.url
     with DevPlatform(live_server.url) as lms:
-        page = requests.get(lms.registration_start_url(registration_url(live_server.url)), timeout=30)
+        start = lms.registration_start_url(registration_url(live_server.url, created_by="test"))
+        page = requests.get(start, timeout=30)
         assert page.status_code == 200, page.text[:500]
         assert "org.imsglobal.lti.close" in page.text
         # What kdgrade sent the platform: its stable URLs and the services it needs.
         reg = lms.tool_registration
         assert reg["initiate_login_uri"] == f"{live_server.url}/lti/login/"
         assert reg["redirect_uris"] == [f"{live_server.url}/lti/launch/"]
-        assert reg["jwks_uri"] == f"{live_server.url}/lti/jwks/"
+        platform = Platform.objects.get(issuer=lms.issuer)
+        # Its own keyset URL, publishing its own key only.
+        assert reg["jwks_uri"] == f"{live_server.url}/lti/jwks/{platform.jwks_id}/" and platform.own_key
         assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in reg["scope"]
         # What kdgrade recorded: the platform with the client id it was given, and the deployment.
         platform = Platform.objects.get(issuer=lms.issuer)
@@ -45,20 +50,20 @@ def test_dynamic_registration_registers_kdgrade_and_the_platform_then_launches(l
 def test_dynamic_registration_with_a_wrong_token_registers_nothing(live_server):
     with DevPlatform(live_server.url) as lms:
         lms.registration_token = "not-the-one-in-the-url"
-        url = lms.registration_start_url(registration_url(live_server.url)).replace(
+        url = lms.registration_start_url(registration_url(live_server.url, created_by="test")).replace(
             "not-the-one-in-the-url", "forged")
         page = requests.get(url, timeout=30)
-        assert page.status_code == 400 and "HTTP 401" in page.text
+        assert page.status_code == 400 and "could not get a usable answer" in page.text
         assert not Platform.objects.exists()
 
 
-@pytest.mark.parametrize("key", ["", "forged:key:value", "expired"])
-def test_dynamic_registration_without_a_valid_key_registers_nothing(live_server, key, monkeypatch):
-    if key == "expired":
-        real_time = signing.time.time
-        monkeypatch.setattr(signing.time, "time", lambda: real_time() - 8 * 86400)
-        key = registration_url(live_server.url).split("key=", 1)[1]
-        monkeypatch.undo()
+@pytest.mark.parametrize("key", ["", "forged:key:value", "expired", "used"])
+def test_dynamic_registration_without_a_valid_key_registers_nothing(live_server, key):
+    if key in ("expired", "used"):
+        minted = registration_url(live_server.url, created_by="test").split("key=", 1)[1]
+        RegistrationKey.objects.update(**({"expires_at": timezone.now() - timedelta(seconds=1)} if key == "expired"
+                                          else {"used_at": timezone.now()}))
+        key = minted
     with DevPlatform(live_server.url) as lms:
         page = requests.get(lms.registration_start_url(f"{live_server.url}/lti/register/?key={key}"), timeout=30)
         assert page.status_code == 403
@@ -67,11 +72,16 @@ def test_dynamic_registration_without_a_valid_key_registers_nothing(live_server,
         assert not Platform.objects.exists()
 
 
-def test_admin_shows_a_working_registration_url(admin_client):
+def test_admin_makes_a_single_use_registration_url_on_request_only(admin_client):
     page = admin_client.get("/admin/lti/platform/")
+    assert page.status_code == 200 and "Create a registration URL" in page.content.decode()
+    assert not RegistrationKey.objects.exists(), "opening the list must not mint keys"
+    page = admin_client.post("/admin/lti/platform/registration-url/")
     assert page.status_code == 200
-    url = page.context["registration_url"]
-    config.check_registration_key(url.split("key=", 1)[1])  # raises if not valid
+    key = page.context["registration_url"].split("key=", 1)[1]
+    config.use_registration_key(key)  # good once
+    with pytest.raises(config.RegistrationFailed, match="already used"):
+        config.use_registration_key(key)
 
 
 def test_register_without_openid_configuration_explains_itself(client):
@@ -130,16 +140,15 @@ def test_tool_private_keys_are_not_shown_in_the_admin(admin_client):
 
 
 def test_launch_tokens_are_not_shown_in_the_admin(admin_client):
-    from django.utils import timezone
-
     from kdgrade.lti.models import Context, LaunchSession, LtiUser
+    from kdgrade.lti.sessions import start_session
 
     platform = Platform.objects.create(name="P", issuer="https://lms.example", client_id="c", auth_url="https://a.example",
                                        token_url="https://t.example", keyset_url="https://k.example")
-    session = LaunchSession.objects.create(
-        token="secret-launch-token-value", platform=platform, user=LtiUser.objects.create(platform=platform, sub="u"),
-        context=Context.objects.create(platform=platform, context_id="c1"), expires_at=timezone.now())
+    session = start_session(platform=platform, user=LtiUser.objects.create(platform=platform, sub="u"),
+                            context=Context.objects.create(platform=platform, context_id="c1"))
+    assert session.token and LaunchSession.objects.get(pk=session.pk).token_hash != session.token
     for url in ("/admin/lti/launchsession/", f"/admin/lti/launchsession/{session.pk}/change/"):
         page = admin_client.get(url)
-        assert page.status_code == 200 and "secret-launch-token-value" not in page.content.decode()
+        assert page.status_code == 200 and session.token not in page.content.decode()
     assert admin_client.get("/admin/lti/gradeoutbox/add/").status_code == 403

@@ -1,5 +1,7 @@
 """An LTI Advantage service client: OAuth2 client-credentials tokens (cached, refreshed on 401),
-line items and scores (AGS) and memberships (NRPS), over `requests`."""
+line items and scores (AGS) and memberships (NRPS), over kdgrade's one outbound client
+(kdgrade.outbound: address policy, size cap, deadline).  What a platform answers is never put in an
+error reason (those reach teachers' pages, the admin and the log)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
-import requests
-from django.conf import settings
 from django.core.cache import cache
 
+from kdgrade import outbound
 from kdgrade.lti import keys
 from kdgrade.lti.models import Platform, ResourceLink
 
@@ -43,10 +44,6 @@ class ServiceError(Exception):
         self.retry_after = retry_after
 
 
-def _timeout() -> float:
-    return float(settings.KDGRADE_LTI_HTTP_TIMEOUT)
-
-
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -60,18 +57,15 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _classify(resp: requests.Response, what: str) -> ServiceError:
+def _classify(resp: outbound.Reply, what: str) -> ServiceError:
     status = resp.status_code
     retryable = status in (408, 425, 429) or status >= 500
-    reason = f"{what}: HTTP {status}"
-    detail = resp.text[:200].strip()
-    if detail:
-        reason += f" {detail}"
+    reason = f"{what}: the platform answered HTTP {status}"
     return ServiceError(reason, status=status, retryable=retryable,
                         retry_after=_retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None)
 
 
-def _json(resp: requests.Response, what: str) -> object:
+def _json(resp: outbound.Reply, what: str) -> object:
     """The JSON body of a 2xx answer; a body that is not JSON is the platform's fault, retried later."""
     try:
         return resp.json()
@@ -80,13 +74,12 @@ def _json(resp: requests.Response, what: str) -> object:
                            retryable=True) from exc
 
 
-def _send(method: str, url: str, what: str, **kwargs: object) -> requests.Response:
+def _send(method: str, url: str, what: str, *, headers: dict[str, str], data: object = None,
+          json: object = None) -> outbound.Reply:
     try:
-        return requests.request(method, url, timeout=_timeout(), **kwargs)
-    except requests.Timeout as exc:
-        raise ServiceError(f"{what}: timed out after {_timeout():g}s", retryable=True) from exc
-    except requests.RequestException as exc:
-        raise ServiceError(f"{what}: network error ({type(exc).__name__})", retryable=True) from exc
+        return outbound.request(method, url, what=what, headers=headers, data=data, json_body=json)
+    except outbound.OutboundError as exc:
+        raise ServiceError(exc.reason, retryable=exc.retryable) from None
 
 
 def _token_cache_key(platform: Platform, scopes: list[str]) -> str:
@@ -95,15 +88,17 @@ def _token_cache_key(platform: Platform, scopes: list[str]) -> str:
 
 
 def client_assertion(platform: Platform) -> str:
-    """The signed JWT that authenticates kdgrade at the platform's token endpoint."""
-    key = keys.signing_key()
+    """The signed JWT that authenticates kdgrade at the platform's token endpoint, signed with this
+    platform's own key (published only at its own keyset URL): an assertion made for one platform
+    verifies at no other, whatever client id and audience that one claims."""
+    key = keys.signing_key_for(platform)
     now = int(time.time())
     claims = {
         "iss": platform.client_id, "sub": platform.client_id,
         "aud": platform.token_audience or platform.token_url,
         "iat": now, "exp": now + 300, "jti": secrets.token_urlsafe(16),
     }
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, keys.private_pem(key), algorithm="RS256", headers={"kid": key.kid})
 
 
 def access_token(platform: Platform, scopes: list[str], *, refresh: bool = False) -> str:
@@ -132,7 +127,7 @@ def access_token(platform: Platform, scopes: list[str], *, refresh: bool = False
 
 
 def _authorized(platform: Platform, scopes: list[str], method: str, url: str, what: str,
-                headers: dict[str, str], **kwargs: object) -> requests.Response:
+                headers: dict[str, str], **kwargs: object) -> outbound.Reply:
     """Call with a cached token; on 401 get a fresh token and call once more."""
     for refresh in (False, True):
         token = access_token(platform, scopes, refresh=refresh)
@@ -216,7 +211,7 @@ def post_score(link: ResourceLink, lineitem_url: str, payload: dict) -> ScorePos
 
 
 def fetch_members(platform: Platform, memberships_url: str) -> list[dict]:
-    """Every member of a course from NRPS, following rel="next" pages."""
+    """Every member of a course from NRPS, following rel="next" pages (on the roster's own host only)."""
     members: list[dict] = []
     url: str | None = memberships_url
     pages = 0
@@ -227,5 +222,7 @@ def fetch_members(platform: Platform, memberships_url: str) -> list[dict]:
         page = _json(resp, "roster request")
         members.extend((page.get("members") if isinstance(page, dict) else None) or [])
         url = resp.links.get("next", {}).get("url")
+        if url and urlsplit(url)[:2] != urlsplit(memberships_url)[:2]:
+            raise ServiceError("roster request: the platform's next page is on another host", retryable=False)
         pages += 1
     return members

@@ -6,7 +6,7 @@ from pylti1p3.deep_link import DeepLink
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
-from kdgrade.lti.launch import ASSIGNMENT_CUSTOM_PARAM, to_registration
+from kdgrade.lti.claims import ASSIGNMENT_CUSTOM_PARAM
 from kdgrade.lti.models import LaunchSession
 from scoring.models import Assignment
 
@@ -19,5 +19,5 @@ def response_form(session: LaunchSession, assignment: Assignment, launch_url: st
     resource = (DeepLinkResource().set_type("ltiResourceLink").set_title(assignment.title).set_url(launch_url)
                 .set_custom_params({ASSIGNMENT_CUSTOM_PARAM: str(assignment.pk)}).set_lineitem(line_item))
     settings = dict(session.deep_link_settings)
-    deep_link = DeepLink(to_registration(session.platform), session.deployment_id, settings)
+    deep_link = DeepLink(session.platform.to_registration(), session.deployment_id, settings)
     return settings["deep_link_return_url"], deep_link.get_response_jwt([resource])

@@ -59,6 +59,9 @@ class LaunchSpec:
     context_title: str = "Physics 7B"
     resource_link_id: str = "link-1"
     name: str = ""
+    email: str = ""
+    given_name: str = ""
+    family_name: str = ""
     custom: dict[str, str] = field(default_factory=dict)
     deep_linking: bool = False
     lineitem_id: str | None = None  # the link's gradebook column, when it has one
@@ -68,6 +71,7 @@ class LaunchSpec:
     expiration: int = 300
     rogue_key: bool = False  # sign with a key the platform does not publish
     nrps_query: str = ""  # e.g. "limit=2": the roster comes in pages linked by rel="next"
+    drop_claims: tuple[str, ...] = ()  # claims left out of the id_token (e.g. the context claim)
 
 
 @dataclass
@@ -94,6 +98,8 @@ class Gradebook:
         self.members: dict[str, list[dict]] = {}
         self.deep_link_items: list[dict] = []
         self.token_requests = 0
+        self.token_forms: list[dict] = []  # the form of every token request (client assertions included)
+        self.jwks_requests = 0  # fetches of the platform's keyset
         self.score_fault: t.Callable[[dict, int], Fault | None] | None = None
         self.in_score_post = threading.Event()
 
@@ -128,6 +134,10 @@ class DevPlatform:
         self._launches: dict[str, LaunchSpec] = {}
         self._dl_context = "course-1"
         self.tool_registration: dict | None = None
+        self.tool_jwks_url: str | None = None  # kdgrade's keyset URL for this platform, once registered
+        # What a platform playing rogue claims in Dynamic Registration (tests of kdgrade's refusals).
+        self.claimed_client_id: str | None = None
+        self.claimed_token_audience: str | None = None
         self.registration_token = secrets.token_urlsafe(16)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
@@ -158,7 +168,7 @@ class DevPlatform:
         if reg:
             return {"login": reg["initiate_login_uri"], "launch": reg["redirect_uris"][0], "jwks": reg["jwks_uri"]}
         return {"login": f"{self.tool_base}/lti/login/", "launch": f"{self.tool_base}/lti/launch/",
-                "jwks": f"{self.tool_base}/lti/jwks/"}
+                "jwks": self.tool_jwks_url or f"{self.tool_base}/lti/jwks/"}
 
     # --- LTI Dynamic Registration, platform side -----------------------------------------------
     # lti1p3platform has no Dynamic Registration: this part is hand-written after the IMS spec
@@ -172,7 +182,8 @@ class DevPlatform:
         return f"{tool_register_url}{sep}{query}"
 
     def _openid_configuration(self) -> dict:
-        return {
+        extra = {"authorization_server": self.claimed_token_audience} if self.claimed_token_audience else {}
+        return {**extra,
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.base}/auth",
             "token_endpoint": f"{self.base}/token",
@@ -210,7 +221,7 @@ class DevPlatform:
         ]
         if problems:
             return 400, {"error": "invalid_client_metadata", "error_description": ", ".join(problems)}
-        self.client_id = f"dyn-{secrets.token_hex(4)}"
+        self.client_id = self.claimed_client_id or f"dyn-{secrets.token_hex(4)}"
         self.tool_registration = body
         answer = {**body, "client_id": self.client_id,
                   "https://purl.imsglobal.org/spec/lti-tool-configuration": {
@@ -331,8 +342,17 @@ class DevPlatform:
             def render_launch_form(self, launch_data: dict[str, t.Any], **kwargs: t.Any) -> str:
                 return _launch_form(launch_data)
 
+            def get_launch_message(self, include_extra_claims: bool = True) -> dict[str, t.Any]:
+                message = super().get_launch_message(include_extra_claims)
+                for claim in spec.drop_claims:
+                    message.pop(claim, None)
+                return message
+
         launch = Launch(req, conf)
-        launch.set_user_data(spec.user_id, spec.roles, full_name=spec.name or None)
+        launch.set_user_data(spec.user_id, spec.roles, full_name=spec.name or None, email_address=spec.email or None)
+        names = {k: v for k, v in (("given_name", spec.given_name), ("family_name", spec.family_name)) if v}
+        if names:
+            launch.set_extra_claims(names)
         launch.set_launch_context_claim(spec.context_id, context_title=spec.context_title,
                                         context_types=["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"])
         if spec.custom:
@@ -526,9 +546,11 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
                 if not parts or parts == ["launch"]:
                     return platform._launcher_page(self, req)
                 if parts == ["jwks"]:
+                    platform.gradebook.jwks_requests += 1
                     return self._reply(200, json.dumps(platform.conf().get_jwks()))
                 if parts == ["token"] and self.command == "POST":
                     platform.gradebook.token_requests += 1
+                    platform.gradebook.token_forms.append(dict(req.form_data))
                     try:
                         token = platform.conf().get_access_token(req.form_data)
                     except Exception as exc:
@@ -597,12 +619,17 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
 
 
 def register_in_kdgrade(platform: DevPlatform, name: str = "Local test LMS") -> t.Any:
-    """Add this platform to kdgrade's database, as an admin would."""
+    """Add this platform to kdgrade's database, as an admin would, and give the platform kdgrade's keyset
+    URL for it (as the admin would paste it into the LMS)."""
     from kdgrade.lti.config import add_platform
+    from kdgrade.lti.keys import jwks_url
 
     u = platform.urls
-    return add_platform(issuer=u["issuer"], client_id=u["client_id"], deployment_ids=[u["deployment_id"]],
-                        auth_url=u["auth_url"], token_url=u["token_url"], keyset_url=u["keyset_url"], name=name)
+    registered = add_platform(issuer=u["issuer"], client_id=u["client_id"], deployment_ids=[u["deployment_id"]],
+                              auth_url=u["auth_url"], token_url=u["token_url"], keyset_url=u["keyset_url"],
+                              name=name)
+    platform.tool_jwks_url = jwks_url(platform.tool_base, registered)
+    return registered
 
 
 __all__ = ["ROLE_ADMIN", "ROLE_INSTRUCTOR", "ROLE_LEARNER", "DevPlatform", "Fault", "Gradebook", "LaunchSpec",

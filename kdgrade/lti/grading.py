@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -81,10 +83,11 @@ def submit_answer(session: LaunchSession, assignment: Assignment, response: str)
     response = response.strip()
     if not response:
         raise AccessDenied("Please write an answer first.", 400)
+    check_submission_rate(session, assignment)
     with transaction.atomic():
         submission = Submission.objects.create(item=assignment.item, assignment=assignment,
-                                               learner_ref=session.user.sub, response=response,
-                                               source=Submission.Source.LTI)
+                                               learner_ref=session.user.sub, lti_user=session.user,
+                                               response=response, source=Submission.Source.LTI)
         score = score_submission(submission)
         release = (assignment.release == Assignment.Release.IMMEDIATE and score.model_score is not None
                    and not score.needs_review)
@@ -92,6 +95,19 @@ def submit_answer(session: LaunchSession, assignment: Assignment, response: str)
         score.refresh_from_db()
     log.info("lti: submission %s scored (assignment %s)", submission.pk, assignment.pk)
     return score
+
+
+def check_submission_rate(session: LaunchSession, assignment: Assignment) -> None:
+    """In immediate mode a learner sees the model's score at once: at most
+    KDGRADE_LTI_MAX_SUBMISSIONS_PER_HOUR answers an hour, so the model cannot be probed answer by answer."""
+    limit = settings.KDGRADE_LTI_MAX_SUBMISSIONS_PER_HOUR
+    if assignment.release != Assignment.Release.IMMEDIATE or limit <= 0:
+        return
+    recent = Submission.objects.filter(assignment=assignment, lti_user=session.user,
+                                       created_at__gte=timezone.now() - timedelta(hours=1)).count()
+    if recent >= limit:
+        raise AccessDenied(f"You have sent {recent} answers to this question in the last hour, the most "
+                           "allowed. Please try again later.", 400)
 
 
 def own_latest(session: LaunchSession, assignment: Assignment) -> Score | None:

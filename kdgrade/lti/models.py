@@ -6,24 +6,35 @@ are never logged.
 
 from __future__ import annotations
 
+import secrets
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.db.models import Q
 
 from scoring.models import Assignment, Score
 
+if TYPE_CHECKING:
+    from pylti1p3.registration import Registration
+
 
 class ToolKey(models.Model):
-    """An RSA key pair of the tool.  The private half never leaves the database.
+    """An RSA key pair of the tool.  The private half never leaves the database, where it is encrypted
+    with KDGRADE_KEY_ENCRYPTION_KEY (kdgrade.lti.keys).
 
-    The newest active key signs; every published key is in the JWKS, so a rotated-out key keeps
+    A key belongs to one key set: a platform's own (published only at that platform's keyset URL) or
+    the shared one (platform empty; /lti/jwks/, for platforms registered before per-platform keys).
+    The newest active key of a set signs; every published key is in its JWKS, so a rotated-out key keeps
     verifying launches and tokens in flight until it is retired.
     """
 
     kid = models.CharField(max_length=64, unique=True)
-    private_pem = models.TextField(help_text="PEM, PKCS#8.  Secret: never exported.")
+    platform = models.ForeignKey("Platform", on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="tool_keys", help_text="Empty: the shared key set.")
+    private_pem = models.TextField(help_text="PEM, PKCS#8, encrypted.  Secret: never exported.")
     public_jwk = models.JSONField()
     signing = models.BooleanField(default=True, help_text="Signs new messages (only the newest signing key does).")
-    published = models.BooleanField(default=True, help_text="Listed on /lti/jwks/.")
+    published = models.BooleanField(default=True, help_text="Listed on its key set's JWKS URL.")
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
 
@@ -32,6 +43,10 @@ class ToolKey(models.Model):
 
     def __str__(self) -> str:
         return f"key {self.kid} ({'signing' if self.signing else 'published' if self.published else 'retired'})"
+
+
+def _new_jwks_id() -> str:
+    return secrets.token_urlsafe(16)
 
 
 class Platform(models.Model):
@@ -53,6 +68,14 @@ class Platform(models.Model):
         max_length=500, blank=True, help_text="Audience of the client assertion, when not the token URL."
     )
     is_active = models.BooleanField(default=True)
+    own_key = models.BooleanField(
+        default=True, help_text="Signs with its own key, published only at its own keyset URL.  Off: the shared "
+        "key on /lti/jwks/ (registrations made before per-platform keys; turn on, then give the LMS the new URL).")
+    jwks_id = models.CharField(max_length=64, unique=True, default=_new_jwks_id, editable=False,
+                               help_text="Names this platform's keyset URL, /lti/jwks/<jwks_id>/.")
+    frame_origins = models.TextField(
+        blank=True, help_text="Origins whose pages show kdgrade in a frame, beyond the issuer and the "
+        "authentication URL, one per line: e.g. https://district.instructure.com for Canvas cloud.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -61,6 +84,27 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer})"
+
+    def to_registration(self) -> Registration:
+        """This platform as a pylti1p3 Registration, signed with kdgrade's current key for this platform
+        (its own key set, or the shared one for a registration made before per-platform keys)."""
+        import json
+
+        from jwcrypto.jwk import JWK
+        from pylti1p3.registration import Registration
+
+        from kdgrade.lti import keys
+
+        key = keys.signing_key_for(self)
+        public_pem = JWK.from_json(json.dumps(key.public_jwk)).export_to_pem().decode()
+        reg = Registration()
+        reg.set_issuer(self.issuer).set_client_id(self.client_id)
+        reg.set_auth_login_url(self.auth_url).set_auth_token_url(self.token_url)
+        reg.set_key_set_url(self.keyset_url)
+        if self.token_audience:
+            reg.set_auth_audience(self.token_audience)
+        reg.set_tool_private_key(keys.private_pem(key)).set_tool_public_key(public_pem)
+        return reg
 
 
 class Deployment(models.Model):
@@ -177,14 +221,33 @@ class LoginState(models.Model):
         return f"login state {self.pk}"
 
 
+class RegistrationKey(models.Model):
+    """The key in a Dynamic Registration URL: made by a user allowed to add platforms, good once, for
+    KDGRADE_LTI_REGISTRATION_KEY_MINUTES.  Only its hash is kept."""
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.CharField(max_length=150, blank=True, help_text="Who made it (user name or 'command').")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"registration key {self.pk}"
+
+
 class LaunchSession(models.Model):
     """A validated launch: who, where, in which role.
 
-    Its random token travels in the page's links and forms, so pages keep working inside a
-    cross-site iframe whose browser drops the tool's cookies; it is also kept in the session.
+    Its random token travels in the page's links and forms (every request must carry it: pages keep
+    working inside a cross-site iframe whose browser drops the tool's cookies).  Only a hash of the
+    token is stored; the token is replaced every KDGRADE_LTI_LAUNCH_ROTATE_SECONDS, the previous one
+    staying good for a short grace period.  `token` is the plain token of this request (not stored).
     """
 
-    token = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    previous_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
     platform = models.ForeignKey(Platform, on_delete=models.CASCADE)
     context = models.ForeignKey(Context, on_delete=models.CASCADE)
     user = models.ForeignKey(LtiUser, on_delete=models.CASCADE)
@@ -195,6 +258,8 @@ class LaunchSession(models.Model):
     deployment_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+
+    token: str = ""  # the plain token this request presented (or was just given); never stored
 
     def __str__(self) -> str:
         return f"launch {self.pk} ({'instructor' if self.is_instructor else 'learner'})"

@@ -10,6 +10,8 @@ Guarantees:
 - a worker killed mid-post leaves the lease to expire and the row pending: the post is made again
   with the same AGS timestamp, which platforms treat as the same score (idempotent), so the gradebook
   gets it once;
+- a released grade never leaves the gradebook for "no grade": a newer attempt awaiting review is not
+  posted as PendingManual over it (see `enqueue`);
 - timeouts, network errors, 5xx and 429 (honouring Retry-After) are retried with exponential backoff;
   other 4xx fail the row with its reason, for a teacher or admin to retry by hand (until a newer post
   of the same cell is sent, which makes the failure moot: it is then marked superseded).
@@ -43,10 +45,31 @@ def link_posts_grades(link: ResourceLink | None) -> bool:
     return bool(link and (ags.SCOPE_SCORE in link.ags_scopes) and (link.lineitem_url or link.lineitems_url))
 
 
-def enqueue(score: Score, link: ResourceLink, user_sub: str, *, fully_graded: bool, comment: str = "") -> GradeOutbox:
+def holds_released_grade(slot: GradeSlot) -> bool:
+    """Whether a released grade (FullyGraded) of this gradebook cell is in the gradebook or on its way
+    there (sent, waiting to be sent, or failed and waiting for a retry by hand)."""
+    return slot.posts.filter(
+        payload__gradingProgress="FullyGraded",
+        state__in=[GradeOutbox.State.SENT, GradeOutbox.State.PENDING, GradeOutbox.State.FAILED],
+    ).exists()
+
+
+def enqueue(score: Score, link: ResourceLink, user_sub: str, *, fully_graded: bool,
+            comment: str = "") -> GradeOutbox | None:
     """Write the post of `score` to the outbox.  Call inside the transaction that saves the score;
-    the delivery task is sent when that transaction commits."""
+    the delivery task is sent when that transaction commits.
+
+    A released grade stays in the gradebook until the teacher has reviewed the newer attempt: a
+    PendingManual post (no score) is not written to a cell that holds a released grade (Moodle would
+    store it as "no grade"), and returns None; the score is held for review as usual, and its release
+    replaces the grade.  Without a released grade, PendingManual tells the LMS an answer awaits review."""
     item = score.submission.item
+    slot, _ = GradeSlot.objects.get_or_create(resource_link=link, user_sub=user_sub)
+    if not fully_graded and holds_released_grade(slot):
+        Score.objects.filter(pk=score.pk).update(passback_state=Score.Passback.HELD)
+        log.info("lti: score %s awaits review; the released grade of cell %s stays in the gradebook",
+                 score.pk, slot.pk)
+        return None
     ts = timezone.now()
     payload: dict = {
         "userId": user_sub,
@@ -61,7 +84,6 @@ def enqueue(score: Score, link: ResourceLink, user_sub: str, *, fully_graded: bo
         payload["scoreGiven"] = float(score.final_score - item.score_min)
     if comment:
         payload["comment"] = comment
-    slot, _ = GradeSlot.objects.get_or_create(resource_link=link, user_sub=user_sub)
     row = GradeOutbox.objects.create(slot=slot, score=score, payload=payload, timestamp=ts, next_attempt_at=ts)
     Score.objects.filter(pk=score.pk).update(
         passback_state=Score.Passback.PENDING if fully_graded else Score.Passback.HELD

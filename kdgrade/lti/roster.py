@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from kdgrade.lti import ags
-from kdgrade.lti.launch import display_name, role_flags
+from kdgrade.lti.claims import display_name
 from kdgrade.lti.models import Context, LtiUser, Membership
+from kdgrade.lti.roles import role_flags
 
 log = logging.getLogger(__name__)
 

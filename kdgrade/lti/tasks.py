@@ -1,4 +1,7 @@
-"""Celery tasks of the LTI app: thin wrappers that take ids and call the outbox and roster services."""
+"""Celery tasks of the LTI app: thin wrappers that take ids and call the outbox service.
+
+The roster (NRPS) is fetched when a teacher asks for it on the review page, inline, so the page shows
+the result at once; there is no roster task."""
 
 from __future__ import annotations
 
@@ -20,14 +23,15 @@ def deliver_grades(slot_id: int) -> str:
 def sweep_outbox() -> int:
     """Beat: queue every due grade post whose task was lost (broker hiccup, killed worker); drop old
     expired launch sessions."""
-    from kdgrade.lti.launch import purge_expired_sessions
+    from kdgrade.lti.sessions import purge_expired_sessions
 
     purge_expired_sessions()
     return outbox.sweep()
 
 
-@shared_task(name="kdgrade.lti.sync_roster", ignore_result=True)
-def sync_roster(context_id: int) -> int:
-    from kdgrade.lti.roster import sync_roster as sync
+@shared_task(name="kdgrade.lti.purge_expired_data", ignore_result=True)
+def purge_expired_data() -> dict:
+    """Beat, daily: delete students' data older than KDGRADE_RETENTION_DAYS."""
+    from kdgrade.lti.privacy import purge_expired
 
-    return sync(context_id)
+    return purge_expired()

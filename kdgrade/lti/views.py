@@ -17,15 +17,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from kdgrade.lti import config, deeplink, grading, keys, roster
 from kdgrade.lti import launch as launch_service
+from kdgrade.lti import login as login_service
 from kdgrade.lti.ags import ServiceError
-from kdgrade.lti.models import LaunchSession
+from kdgrade.lti.errors import LaunchRefused
+from kdgrade.lti.models import LaunchSession, Platform
+from kdgrade.lti.sessions import session_for
 
 log = logging.getLogger(__name__)
-SESSION_KEY = "lti_launch"
 
 
 def refuse(request: HttpRequest, reason: str, status: int) -> HttpResponse:
@@ -44,23 +46,27 @@ def _cookie_kwargs(request: HttpRequest) -> dict[str, Any]:
 def login(request: HttpRequest) -> HttpResponse:
     params = request.POST.dict() if request.method == "POST" else request.GET.dict()
     try:
-        result = launch_service.login(request, params)
-    except launch_service.LaunchRefused as exc:
+        result = login_service.login(request, params)
+    except LaunchRefused as exc:
         return refuse(request, exc.reason, exc.status)
     response = HttpResponseRedirect(result.url)
-    response.set_cookie(result.cookie_name, result.state, max_age=launch_service.STATE_TTL, **_cookie_kwargs(request))
+    response.set_cookie(result.cookie_name, result.state, max_age=login_service.STATE_TTL, **_cookie_kwargs(request))
     return response
 
 
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def launch(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = refuse(request, "This is kdgrade's LTI launch address: your learning platform (Canvas, Moodle...) "
+                                   "sends you here when you open a kdgrade activity in a course. Opened directly, "
+                                   "it has nothing to show. Open the activity from your course instead.", 405)
+        response["Allow"] = "POST"
+        return response
     try:
         session = launch_service.launch(request)
-    except launch_service.LaunchRefused as exc:
+    except LaunchRefused as exc:
         return refuse(request, exc.reason, exc.status)
-    request.session.cycle_key()
-    request.session[SESSION_KEY] = session.token
     if session.message_type == "LtiDeepLinkingRequest":
         return HttpResponseRedirect(_url("lti:deep_link", session))
     link = session.resource_link
@@ -76,14 +82,14 @@ def _url(name: str, session: LaunchSession, *args: object) -> str:
 
 
 def with_launch(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve the caller's launch session (from `ls`, else the cookie session) or refuse."""
+    """Resolve the caller's launch session from the launch token (`ls`) the request carries, or refuse.
+    Every request must carry it: a session cookie alone never stands for a launch (a page of another
+    site could otherwise get a logged-in page of kdgrade into a frame)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         token = request.POST.get("ls") if request.method == "POST" else request.GET.get("ls")
-        if not token and request.method != "POST":
-            token = request.session.get(SESSION_KEY, "")
-        session = launch_service.session_for(token or "")
+        session = session_for(token or "")
         if session is None:
             return refuse(request, "Your kdgrade session has ended or this page was not opened from your course. "
                                    "Open the activity again from the LMS.", 401)
@@ -196,12 +202,24 @@ def deep_link(request: HttpRequest, session: LaunchSession) -> HttpResponse:
 
 @require_GET
 def jwks(request: HttpRequest) -> JsonResponse:
+    """The shared key set (platforms registered before per-platform keys)."""
     return JsonResponse(keys.jwks())
 
 
 @require_GET
+def platform_jwks(request: HttpRequest, jwks_id: str) -> HttpResponse:
+    """One platform's own key set."""
+    platform = Platform.objects.filter(jwks_id=jwks_id, own_key=True).first()
+    if platform is None:
+        return JsonResponse({"error": "no such keyset"}, status=404)
+    return JsonResponse(keys.jwks(platform))
+
+
+@require_GET
 def canvas_config(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(config.canvas_configuration(config.base_url(request)))
+    base = config.base_url(request)
+    platform = Platform.objects.filter(jwks_id=request.GET.get("platform", ""), own_key=True).first()
+    return JsonResponse(config.canvas_configuration(base, keys.jwks_url(base, platform) if platform else None))
 
 
 @csrf_exempt
@@ -212,7 +230,7 @@ def register(request: HttpRequest) -> HttpResponse:
         return refuse(request, "Dynamic Registration starts from the LMS: paste this URL into its tool "
                                "registration page.", 400)
     try:
-        config.check_registration_key(request.GET.get("key", ""))
+        config.use_registration_key(request.GET.get("key", ""))
     except config.RegistrationFailed as exc:
         return refuse(request, exc.reason, 403)
     try:

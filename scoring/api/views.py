@@ -17,6 +17,7 @@ from scoring import services
 from scoring.api import errors
 from scoring.api import serializers as s
 from scoring.api.auth import CachedTokenAuthentication
+from scoring.api.permissions import CanReadItems, CanReadSubmissions, CanScore
 from scoring.models import Item, ModelVersion, Score, Submission
 
 MAX_ID = 2**63 - 1
@@ -24,7 +25,8 @@ MAX_ID = 2**63 - 1
 ERRORS = {
     400: OpenApiResponse(s.ErrorOut, description="Malformed JSON or invalid fields (malformed_body, invalid_request)."),
     401: OpenApiResponse(s.ErrorOut, description="No or bad token (not_authenticated)."),
-    403: OpenApiResponse(s.ErrorOut, description="permission_denied"),
+    403: OpenApiResponse(s.ErrorOut, description="The account lacks the permission (permission_denied): scoring "
+                         "needs scoring.add_submission, reading submissions scoring.view_submission."),
     404: OpenApiResponse(s.ErrorOut, description="Unknown item (item_not_found) or submission."),
     405: OpenApiResponse(s.ErrorOut, description="method_not_allowed"),
     406: OpenApiResponse(s.ErrorOut, description="not_acceptable"),
@@ -111,6 +113,8 @@ def _score(
 
 
 class ScoreView(ApiView):
+    permission_classes = [CanScore]
+
     @extend_schema(
         operation_id="score_answer",
         summary="Score one answer",
@@ -138,6 +142,8 @@ class ScoreView(ApiView):
 
 
 class BatchScoreView(ApiView):
+    permission_classes = [CanScore]
+
     @extend_schema(
         operation_id="score_batch",
         summary="Score a batch of answers",
@@ -181,6 +187,8 @@ def _items():
 
 
 class ItemListView(ApiView):
+    permission_classes = [CanReadItems]
+
     @extend_schema(operation_id="list_items", summary="List items", responses={200: s.ItemOut(many=True),
                                                                               **errors_for()})
     def get(self, request: Request) -> Response:
@@ -188,6 +196,8 @@ class ItemListView(ApiView):
 
 
 class ItemDetailView(ApiView):
+    permission_classes = [CanReadItems]
+
     @extend_schema(operation_id="get_item", summary="An item with its rubric and model versions",
                    parameters=[ITEM_ID], responses={200: s.ItemDetailOut, **errors_for(404)})
     def get(self, request: Request, item_id: str) -> Response:
@@ -198,6 +208,8 @@ class ItemDetailView(ApiView):
 
 
 class ModelVersionListView(ApiView):
+    permission_classes = [CanReadItems]
+
     @extend_schema(operation_id="list_model_versions", summary="An item's model versions, newest first",
                    parameters=[ITEM_ID], responses={200: s.ModelVersionOut(many=True), **errors_for(404)})
     def get(self, request: Request, item_id: str) -> Response:
@@ -206,6 +218,8 @@ class ModelVersionListView(ApiView):
 
 
 class SubmissionDetailView(ApiView):
+    permission_classes = [CanReadSubmissions]
+
     @extend_schema(operation_id="get_submission", summary="A submission and its scores (newest first)",
                    responses={200: s.SubmissionOut, **errors_for(404)})
     def get(self, request: Request, submission_id: int) -> Response:

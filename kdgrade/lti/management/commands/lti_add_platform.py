@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kdgrade.lti.config import add_platform, preset_values
+from kdgrade.lti.config import RegistrationFailed, add_platform, preset_values
+from kdgrade.lti.keys import jwks_url
 
 
 class Command(BaseCommand):
@@ -28,11 +30,15 @@ class Command(BaseCommand):
                 self.stderr.write(f"--{key.replace('_', '-')} is required (or use --preset canvas|moodle)")
                 raise SystemExit(2)
             urls[key] = str(value)
-        platform = add_platform(
-            issuer=str(opts["issuer"]), client_id=str(opts["client_id"]),
-            deployment_ids=[str(d) for d in opts["deployment_id"]], auth_url=urls["auth_url"],
-            token_url=urls["token_url"], keyset_url=urls["keyset_url"], name=str(opts["name"]),
-            preset=str(opts["preset"]), token_audience=str(opts["token_audience"]),
-        )
+        try:
+            platform = add_platform(
+                issuer=str(opts["issuer"]), client_id=str(opts["client_id"]),
+                deployment_ids=[str(d) for d in opts["deployment_id"]], auth_url=urls["auth_url"],
+                token_url=urls["token_url"], keyset_url=urls["keyset_url"], name=str(opts["name"]),
+                preset=str(opts["preset"]), token_audience=str(opts["token_audience"]),
+            )
+        except RegistrationFailed as exc:
+            raise CommandError(exc.reason) from None
         deps = ", ".join(platform.deployments.values_list("deployment_id", flat=True)) or "none"
         self.stdout.write(f"platform {platform.pk} {platform.issuer} client {platform.client_id}; deployments: {deps}")
+        self.stdout.write(f"kdgrade's public keyset URL for this platform: {jwks_url(settings.PUBLIC_URL, platform)}")

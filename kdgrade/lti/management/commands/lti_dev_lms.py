@@ -11,7 +11,8 @@ class Command(BaseCommand):
             "kdgrade as a teacher or a student and shows the grades that come back.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--port", type=int, default=None,
+                            help="default: KDGRADE_DEV_LMS_PORT (8765)")
 
     def handle(self, *args: object, **opts: object) -> None:
         if settings.PRODUCTION:
@@ -20,7 +21,12 @@ class Command(BaseCommand):
             from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, register_in_kdgrade
         except ImportError as exc:
             raise CommandError("install the test requirements first: pip install -r requirements/dev.txt") from exc
-        platform = DevPlatform(settings.PUBLIC_URL, port=int(opts["port"]), client_id="dev-lms")
+        port = int(opts["port"] or settings.DEV_LMS_PORT)
+        try:
+            platform = DevPlatform(settings.PUBLIC_URL, port=port, client_id="dev-lms")
+        except OSError as exc:
+            raise CommandError(f"cannot listen on port {port} for the development LMS ({exc.strerror}): "
+                               f"set KDGRADE_DEV_LMS_PORT to a free port") from exc
         register_in_kdgrade(platform, name="Development LMS (local)")
         platform.set_members("course-1", [
             {"user_id": "dev-teacher", "name": "Dev Teacher", "roles": [ROLE_INSTRUCTOR]},
