@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "scoring",
+    "training",
     "kdgrade.lti",
 ]
 
@@ -214,6 +215,18 @@ CELERY_TASK_ROUTES = {"distillation.*": {"queue": "training"}, "*.train_*": {"qu
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "scoring.heartbeat", "schedule": 60.0},
+}
+
+# --- Training (the `training` app) -----------------------------------------------------
+# A running training task beats every KDGRADE_TRAINING_HEARTBEAT_SECONDS; the beat sweep marks a run
+# whose heartbeat is older than KDGRADE_TRAINING_STALE_SECONDS failed (its worker was killed or lost).
+KDGRADE_TRAINING_HEARTBEAT_SECONDS = env_float("KDGRADE_TRAINING_HEARTBEAT_SECONDS", 10.0)
+KDGRADE_TRAINING_STALE_SECONDS = env_float("KDGRADE_TRAINING_STALE_SECONDS", 90.0)
+KDGRADE_TRAINING_SWEEP_SECONDS = env_float("KDGRADE_TRAINING_SWEEP_SECONDS", 30.0)
+KDGRADE_MAX_UPLOAD_BYTES = env_int("KDGRADE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["training-sweep-stale-runs"] = {
+    "task": "training.sweep_stale_runs",
+    "schedule": KDGRADE_TRAINING_SWEEP_SECONDS,
 }
 
 # --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
