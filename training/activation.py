@@ -115,3 +115,13 @@ def roll_back(item: Item, *, user=None, actor: str = "", to: ModelVersion | None
                                    user=user, actor=_actor(user, actor), metrics=_snapshot(target),
                                    gates=result.gates, gates_passed=result.passed, overridden=False)
     return target
+
+
+def retire(version: ModelVersion, *, user=None, actor: str = "", note: str = "") -> ModelVersion:
+    """Take a version out of service (audited)."""
+    was_active = versions.active_version(version.item_id)
+    retired = versions.retire_version(version)
+    ActivationAudit.objects.create(item_id=version.item_id, version=retired, previous=was_active,
+                                   action=ActivationAudit.Action.RETIRE, user=user, actor=_actor(user, actor),
+                                   metrics=_snapshot(retired), gates=[], gates_passed=True, note=note)
+    return retired

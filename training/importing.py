@@ -358,7 +358,7 @@ def preview_import(data: bytes, filename: str, rubric: bytes | None = None, rubr
             scales[item_id] = None
 
     seen: dict[tuple[str, str], int] = {}
-    reported_unknown: set[str] = set()
+    unknown_rows: dict[str, list[int]] = defaultdict(list)
     for n, r in enumerate(records, start=1):
         if not any(c.strip() for c in r):
             pv.problems.append(Problem(filename, n, None, "empty row"))
@@ -375,9 +375,7 @@ def preview_import(data: bytes, filename: str, rubric: bytes | None = None, rubr
             pv.problems.append(Problem(filename, n, "item_id", f"{item_id!r} is not a valid item id "
                                                                "(letters, digits, '.', '_', '-')"))
         elif scales.get(item_id) is None:
-            pv.problems.append(Problem(filename, n, "item_id", f"unknown item {item_id!r}: create it in the admin "
-                                                               "or upload a rubric for it with this file"))
-            reported_unknown.add(item_id)
+            unknown_rows[item_id].append(n)
         if not rid:
             pv.problems.append(Problem(filename, n, "response_id", "empty"))
         elif (item_id, rid) in seen:
@@ -413,8 +411,14 @@ def preview_import(data: bytes, filename: str, rubric: bytes | None = None, rubr
                 "extra": {c: get(c) for c in pv.group_columns},
             })
     pv.n_rows = len(records)
+    for item_id, rows_of in unknown_rows.items():  # one problem per unknown item, not one per row
+        shown = ", ".join(str(r) for r in rows_of[:5]) + (", ..." if len(rows_of) > 5 else "")
+        pv.problems.append(Problem(filename, rows_of[0], "item_id",
+                                   f"unknown item {item_id!r} (rows {shown}: {len(rows_of)} in all): create it in "
+                                   "the admin, or upload a rubric for it with this file"))
+    pv.problems.sort(key=lambda p: (p.file != filename, p.row or 0))
     for item_id in data_items:
-        if item_id in reported_unknown or not item_id:
+        if item_id in unknown_rows or not item_id:
             continue
         rows = [r for r in pv.rows if r["item_id"] == item_id]
         item = known.get(item_id)

@@ -184,6 +184,7 @@ class ActivationAudit(models.Model):
         ACTIVATE = "activate", "Activated"
         ROLLBACK = "rollback", "Rolled back to"
         REFUSED = "refused", "Activation refused"
+        RETIRE = "retire", "Retired"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="activation_audits")
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activation_audits")
