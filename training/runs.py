@@ -106,8 +106,10 @@ def cancel_run(run: TrainingRun) -> TrainingRun:
 # --- the data a run trains on -----------------------------------------------------------------------
 
 def _confirmed_scores(item: Item):
-    """Live answers to the item whose score a teacher confirmed or corrected (the override)."""
-    return Score.objects.filter(submission__item=item, override_score__isnull=False)
+    """Live answers to the item whose score a teacher confirmed or corrected (the override).  The demo's
+    seeded answers are left out: they are copies of its training file."""
+    return Score.objects.filter(submission__item=item, override_score__isnull=False).exclude(
+        submission__source=Submission.Source.DEMO)
 
 
 def _unscored(item: Item):
