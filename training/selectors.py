@@ -33,7 +33,7 @@ def run_status(run: TrainingRun) -> dict:
         "epoch": run.epoch, "epochs": run.epochs, "step": run.step, "total": run.total,
         "percent": round(run.percent, 1), "eta_s": run.eta_s, "eta": fmt_seconds(run.eta_s),
         "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
-        "error": run.error, "cancel_requested": run.cancel_requested, "items": items,
+        "error": run.error, "cancel_requested": run.cancel_requested, "items": items, "worker": run.worker,
         "progress_rows": run.progress_rows.count(),
     }
 
@@ -113,6 +113,10 @@ def item_report(run_item: TrainingRunItem) -> dict:
     if curves["loss"]:
         out["charts"]["learning_loss"] = charts.line_chart(curves["loss"], "Validation loss by epoch",
                                                            y_label="loss")
+    names = {"confusion": "the confusion matrix", "per_level": "per-level precision and recall",
+             "distribution": "the score distributions", "learning_qwk": "learning curves"}
+    out["missing"] = [text for key, text in names.items() if key not in out["charts"]]
+    out["has_groups"] = "groups" in entry
     groups = entry.get("groups") or {}
     out["groups"] = []
     for column, per in groups.items():

@@ -27,6 +27,7 @@
     set("step_text", s.step ? s.step + " of " + s.total : "–");
     set("eta", s.finished ? "–" : (s.eta || "–"));
     set("message", s.message || "–");
+    set("worker", s.worker || "not picked up yet");
     var err = set("error", s.error || "");
     if (err) { err.hidden = !s.error; }
     (s.items || []).forEach(function (it) {
