@@ -114,3 +114,13 @@ def test_admin_version_fields_are_read_only_and_the_buttons_use_the_gates(demo_v
     v1.refresh_from_db()
     assert v1.status == "retired"
     assert ActivationAudit.objects.filter(action="retire", version=v1, actor="admin").exists()
+
+
+@pytest.mark.django_db
+def test_the_home_page_tells_staff_why_an_item_has_no_active_model(demo_versions, admin_client, client):
+    item, _, v2 = demo_versions
+    _policy(item, **STRICT)
+    page = admin_client.get("/").content.decode()
+    assert "Items without an active model" in page and f"/admin/scoring/modelversion/{v2.pk}/change/" in page
+    assert "at least 1.01 is required" in page
+    assert "Items without an active model" not in client.get("/").content.decode(), "not for the public"

@@ -129,3 +129,19 @@ def item_report(run_item: TrainingRunItem) -> dict:
 
 def audits_for_version(version_id: int) -> QuerySet[ActivationAudit]:
     return ActivationAudit.objects.filter(version_id=version_id).select_related("user")
+
+
+def held_items() -> list[dict]:
+    """Items with no active version whose newest version is held back by failed quality gates."""
+    from scoring.models import Item, ModelVersion
+    from training.activation import check_gates
+
+    out = []
+    for item in Item.objects.exclude(model_versions__status=ModelVersion.Status.ACTIVE).order_by("external_id"):
+        newest = item.model_versions.filter(status=ModelVersion.Status.READY).order_by("-version").first()
+        if newest is None:
+            continue
+        result = check_gates(newest)
+        if not result.passed:
+            out.append({"item": item, "version": newest, "failed": [g["message"] for g in result.failed]})
+    return out
