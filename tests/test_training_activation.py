@@ -8,25 +8,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from scoring.models import ModelVersion
+from tests.training_support import lenient_gates
 from training import activation
 from training.models import ActivationAudit, GatePolicy
 
 STRICT = {"min_qwk": 1.01}  # no version can reach it: the QWK gate must fail
-LENIENT = {"min_qwk": 0.0, "max_below_human": 1.0, "max_abs_smd": 100.0, "max_abs_smd_group": 100.0,
-           "max_below_teacher": 1.0, "beat_baselines": False, "max_below_active": 1.0}
 
 
 def _policy(item, **kw) -> GatePolicy:
     policy, _ = GatePolicy.objects.update_or_create(item=item, defaults=kw)
     return policy
-
-
-def _with_smd(version: ModelVersion) -> ModelVersion:
-    """Reports from before the SMD was part of them lack it; give such a report its SMD key (0 = no shift)
-    so the lenient policy can pass.  A report that has one keeps its own."""
-    version.metrics.setdefault("models", {}).setdefault("student", {}).setdefault("smd", 0.0)
-    version.save(update_fields=["metrics"])
-    return version
 
 
 @pytest.mark.django_db
@@ -56,9 +47,9 @@ def test_a_version_failing_a_gate_is_refused_and_the_override_is_audited(demo_ve
 @pytest.mark.django_db
 def test_passing_gates_activate_without_override_and_roll_back_is_audited(demo_versions):
     item, v1, v2 = demo_versions
-    _policy(item, **LENIENT)
-    activation.activate(_with_smd(v1), actor="test")
-    activation.activate(_with_smd(v2), actor="test")
+    lenient_gates(item, v1, v2)
+    activation.activate(v1, actor="test")
+    activation.activate(v2, actor="test")
     audits = list(ActivationAudit.objects.order_by("id"))
     assert [(a.action, a.gates_passed, a.overridden) for a in audits] == [("activate", True, False)] * 2
     assert audits[1].previous == v1
