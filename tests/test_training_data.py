@@ -61,3 +61,17 @@ def test_percentage_follows_the_pipeline_stages_and_never_goes_back():
     assert runs.item_fraction("some new stage", None, None, None, None, 0.7) == 0.7
     assert runs.item_fraction("teacher", 0, 10, 1, 4, 0.7) == 0.7
     assert runs.item_fraction("done", None, None, None, None, 0.9) == 1.0
+
+
+def test_beat_sweeps_stale_runs_and_training_goes_to_its_own_queue():
+    from django.conf import settings
+
+    from kdgrade.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["training-sweep-stale-runs"]
+    assert entry["task"] == "training.sweep_stale_runs" and entry["schedule"] <= 60
+    app.loader.import_default_modules()
+    assert {"training.train_run", "training.sweep_stale_runs"} <= set(app.tasks)
+    route = app.amqp.router.route({}, "training.train_run")
+    assert route["queue"].name == "training"
+    assert app.amqp.router.route({}, "training.sweep_stale_runs")["queue"].name == "default"
