@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -33,15 +34,27 @@ def _need(request: HttpRequest, perm: str) -> None:
 
 # --- upload ---------------------------------------------------------------------------------------
 
+PENDING_MAX_AGE_S = 3600  # an unconfirmed upload (personal data) is deleted after an hour
+
+
 def _pending_dir(token: str) -> Path:
     if not token.isalnum():
         raise PermissionDenied
     return Path(settings.MEDIA_ROOT) / "pending-imports" / token
 
 
+def _drop_old_pending() -> None:
+    root = Path(settings.MEDIA_ROOT) / "pending-imports"
+    if root.is_dir():
+        for folder in root.iterdir():
+            if time.time() - folder.stat().st_mtime > PENDING_MAX_AGE_S:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def upload(request: HttpRequest) -> HttpResponse:
     """Step 1: choose files -> preview (nothing written).  Step 2: confirm -> all rows written, or none."""
     _need(request, "training.add_importbatch")
+    _drop_old_pending()
     if request.method == "POST" and request.POST.get("token"):
         folder = _pending_dir(request.POST["token"])
         if not folder.is_dir():

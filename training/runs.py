@@ -208,10 +208,10 @@ class ProgressRecorder:
                    if isinstance(v, int | float | str) and not isinstance(v, bool)}
         fields = dict(current_item=item[:100], stage=stage[:100], epoch=epoch, epochs=epochs, step=step,
                       total=total, percent=percent, eta_s=eta)
-        updated = TrainingRun.objects.filter(pk=self.run_id, cancel_requested=False).update(
+        updated = TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING, cancel_requested=False).update(
             message=message or "", heartbeat_at=timezone.now(), **fields)
-        if not updated:
-            raise RunCancelled("cancelled by an admin")
+        if not updated:  # cancelled by an admin, or failed by the sweep meanwhile: stop working on it
+            raise RunCancelled("the run was cancelled or stopped")
         TrainingProgress.objects.create(run_id=self.run_id, item=item[:100], stage=stage[:100], epoch=epoch,
                                         epochs=epochs, step=step, total=total, percent=percent, eta_s=eta,
                                         message=message or "", metrics=metrics)
@@ -288,7 +288,8 @@ def execute_run(run_id: int) -> TrainingRun | None:
                 try:
                     _train_item(run, ri, index, len(run_items), config, work, started)
                 except RunCancelled:
-                    TrainingRunItem.objects.filter(pk=ri.pk).update(status=ItemStatus.CANCELLED)
+                    TrainingRunItem.objects.filter(pk=ri.pk, status=ItemStatus.RUNNING).update(
+                        status=ItemStatus.CANCELLED)
                     cancelled = True
                     break
         finally:
