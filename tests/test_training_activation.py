@@ -115,3 +115,19 @@ def test_the_home_page_tells_staff_why_an_item_has_no_active_model(demo_versions
     assert "Items without an active model" in page and f"/admin/scoring/modelversion/{v2.pk}/change/" in page
     assert "at least 1.01 is required" in page
     assert "Items without an active model" not in client.get("/").content.decode(), "not for the public"
+
+
+@pytest.mark.django_db
+def test_item_page_lists_versions_with_their_gates_and_rolls_back_in_one_click(demo_versions, admin_client):
+    item, v1, v2 = demo_versions
+    lenient_gates(item, v1, v2)
+    activation.activate(v1, actor="test")
+    activation.activate(v2, actor="test")
+    page = admin_client.get(f"/admin/scoring/item/{item.pk}/change/").content.decode()
+    assert "Train a new model" in page and "active: v2" in page and "all passed" in page
+    r = admin_client.post(f"/admin/training/activationaudit/roll-back/{item.pk}/",
+                          {"next": f"/admin/scoring/item/{item.pk}/change/"})
+    assert r.status_code == 302 and r["Location"] == f"/admin/scoring/item/{item.pk}/change/"
+    v1.refresh_from_db()
+    assert v1.status == "active"
+    assert ActivationAudit.objects.filter(action="rollback", version=v1, actor="admin", previous=v2).exists()
