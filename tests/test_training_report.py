@@ -3,6 +3,8 @@ and says which parts an older report lacks."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from scoring.demo_data import load_demo
@@ -36,7 +38,10 @@ def test_report_page_draws_the_pictures_and_tables(admin_client):
     assert page.status_code == 200
     html = page.content.decode()
     assert html.count('class="chart"') == 6, "confusion, per level, distribution, QWK and loss curves, one group chart"
-    assert 'aria-labelledby="t' in html and "<title id=" in html
+    ids = re.findall(r'id="(chart\d+-[td])"', html)
+    assert len(ids) == 12 and len(set(ids)) == 12, "each chart has its own title and description ids"
+    for ref in re.findall(r'aria-labelledby="(chart[^"]+)"', html):
+        assert set(ref.split()) <= set(ids)
     assert "18 of 30 test answers on the diagonal" not in html and "25 of 30 test answers on the diagonal" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x</script>" not in html
     assert "Student (distilled)" in html and "TF-IDF baseline" in html and "48009" in html

@@ -6,6 +6,7 @@ title and a description for screen readers, and the numbers are also in a table 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -18,14 +19,16 @@ ORANGE = "#b3541e"
 GREEN = "#2f6b3a"
 PALETTE = (BLUE, ORANGE, GREEN, "#6b3fa0", "#8a6d00")
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
+_IDS = itertools.count(1)
 
 
 def _svg(width: int, height: int, title: str, desc: str, body: list[str]) -> SafeString:
-    uid = abs(hash((title, desc))) % 10**8
+    uid = next(_IDS)  # ids unique within the page, whatever the titles
     return mark_safe(  # noqa: S308 - every text below is escaped
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-labelledby="t{uid} d{uid}" class="chart" preserveAspectRatio="xMinYMin meet">'
-        f'<title id="t{uid}">{escape(title)}</title><desc id="d{uid}">{escape(desc)}</desc>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" '
+        f'aria-labelledby="chart{uid}-t chart{uid}-d" class="chart" preserveAspectRatio="xMinYMin meet">'
+        f'<title id="chart{uid}-t">{escape(title)}</title><desc id="chart{uid}-d">{escape(desc)}</desc>'
         + "".join(body) + "</svg>"
     )
 
