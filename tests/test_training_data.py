@@ -75,3 +75,25 @@ def test_beat_sweeps_stale_runs_and_training_goes_to_its_own_queue():
     route = app.amqp.router.route({}, "training.train_run")
     assert route["queue"].name == "training"
     assert app.amqp.router.route({}, "training.sweep_stale_runs")["queue"].name == "default"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_items_command_runs_the_same_service_and_reports_the_gates():
+    import subprocess
+    import sys
+
+    from tests.workers import ROOT, child_env
+
+    item = load_demo()
+    importing.import_items(demo_upload("cli"), "a.csv")
+    done = subprocess.run([sys.executable, "manage.py", "train_items", "heat-spoon", "--tiny", "--now"], cwd=ROOT,
+                          env=child_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded" and run.progress_rows.count() >= 3
+    ri = run.run_items.get()
+    assert ri.model_version.item == item and ri.model_version.status == "ready"
+    assert "heat-spoon: Done heat-spoon v1 (ready)" in done.stdout and "gates" in done.stdout
+    missing = subprocess.run([sys.executable, "manage.py", "train_items", "nope"], cwd=ROOT, env=child_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "no such item: nope" in missing.stderr
