@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets, served from this server (no CDN)
     "scoring",
+    "training",
     "kdgrade.lti",
 ]
 
@@ -273,6 +274,18 @@ KDGRADE_HEALTH_HEARTBEAT_MAX_AGE = env_float("KDGRADE_HEALTH_HEARTBEAT_MAX_AGE",
 # A worker stopped with SIGTERM finishes its running task, then exits; after this many seconds it
 # exits anyway (the task's message stays unacknowledged and is redelivered: tasks are idempotent).
 KDGRADE_WORKER_SHUTDOWN_GRACE = env_float("KDGRADE_WORKER_SHUTDOWN_GRACE", 25.0)
+
+# --- Training (the `training` app) -----------------------------------------------------
+# A running training task beats every KDGRADE_TRAINING_HEARTBEAT_SECONDS; the beat sweep marks a run
+# whose heartbeat is older than KDGRADE_TRAINING_STALE_SECONDS failed (its worker was killed or lost).
+KDGRADE_TRAINING_HEARTBEAT_SECONDS = env_float("KDGRADE_TRAINING_HEARTBEAT_SECONDS", 10.0)
+KDGRADE_TRAINING_STALE_SECONDS = env_float("KDGRADE_TRAINING_STALE_SECONDS", 90.0)
+KDGRADE_TRAINING_SWEEP_SECONDS = env_float("KDGRADE_TRAINING_SWEEP_SECONDS", 30.0)
+KDGRADE_MAX_UPLOAD_BYTES = env_int("KDGRADE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["training-sweep-stale-runs"] = {
+    "task": "training.sweep_stale_runs",
+    "schedule": KDGRADE_TRAINING_SWEEP_SECONDS,
+}
 
 # --- LTI 1.3 (kdgrade.lti) -------------------------------------------------------------
 # Calls to the LMS (token, AGS, NRPS): timeout, retry backoff of the grade outbox, and the lease a

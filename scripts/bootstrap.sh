@@ -25,3 +25,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   .venv/bin/python -c "import django, celery, onnxruntime" || { echo "bootstrap: install failed" >&2; exit 1; }
   echo "$digest" > "$stamp"
 fi
+if [ "$profile" = dev ]; then
+  # Browser tests (tests/browser/) drive Debian's Chromium and inject axe-core from npm (package-lock.json).
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "bootstrap: installing Debian's chromium and chromium-driver (apt-get; needs root)"
+    if [ "$(id -u)" -eq 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    fi
+  fi
+  if [ ! -f node_modules/.kdgrade-lock ] || ! cmp -s package-lock.json node_modules/.kdgrade-lock; then
+    command -v npm >/dev/null || { echo "bootstrap: npm is needed for the browser tests (apt-get install npm)" >&2; exit 1; }
+    echo "bootstrap: npm ci (axe-core for the browser tests)"
+    npm ci --no-audit --no-fund --silent
+    cp package-lock.json node_modules/.kdgrade-lock
+  fi
+fi

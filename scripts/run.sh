@@ -25,9 +25,12 @@ if [ "${KDGRADE_MODE:-development}" = "development" ] && [ "${KDGRADE_DEV_LMS:-o
   # The development LMS runs on 127.0.0.1: let kdgrade's outbound calls (keysets, grades) reach it.
   export KDGRADE_OUTBOUND_ALLOW_PRIVATE="${KDGRADE_OUTBOUND_ALLOW_PRIVATE:-true}"
 fi
-.venv/bin/celery -A kdgrade worker -B -Q default,training --concurrency 2 --loglevel INFO \
+.venv/bin/celery -A kdgrade worker -B -Q default --concurrency 2 -n default@%h --loglevel INFO \
   --schedule "${KDGRADE_DATA_DIR:-var}/celerybeat-schedule" &
 worker=$!
+# Training (retraining from the admin) has its own worker, one run at a time, so it never delays a grade.
+.venv/bin/celery -A kdgrade worker -Q training --concurrency 1 -n training@%h --loglevel INFO &
+trainer=$!
 $PY manage.py runserver --noreload "$HOST:$PORT" &
 web=$!
 lms=""
@@ -40,12 +43,12 @@ if [ "${KDGRADE_MODE:-development}" = "development" ] && [ "${KDGRADE_DEV_LMS:-o
     echo "kdgrade: port $LMS_PORT is in use: no development LMS this time (set KDGRADE_DEV_LMS_PORT to a free port)" >&2
   fi
 fi
-stop() { kill "$web" "$worker" $lms 2>/dev/null || true; wait 2>/dev/null || true; }
+stop() { kill "$web" "$worker" "$trainer" $lms 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM
 echo
 echo "kdgrade is starting on http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/, login in var/admin-password.txt)"
 [ -n "$lms" ] && echo "Development LMS (launch kdgrade as a teacher or a student): http://127.0.0.1:$LMS_PORT/"
 echo "Press Ctrl-C to stop the web server and the worker."
 # Whichever stops first (or Ctrl-C) stops the other.
-wait -n "$web" "$worker" || true
+wait -n "$web" "$worker" "$trainer" || true
 stop

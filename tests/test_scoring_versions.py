@@ -13,6 +13,7 @@ from scoring import versions
 from scoring.models import ModelVersion
 from scoring.services import score_answers
 from tests.scoring_support import ANSWERS
+from tests.training_support import lenient_gates
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +123,7 @@ def test_only_ready_or_retired_versions_can_be_activated(demo_versions):
 
 def test_admin_actions_call_the_services(demo_versions, admin_client):
     item, v1, v2 = demo_versions
+    lenient_gates(item, v1, v2)  # activation is gated (tests/test_training_activation.py); here: verification
     url = "/admin/scoring/modelversion/"
     page = admin_client.post(url, {"action": "activate", "_selected_action": [v1.pk]}, follow=True)
     assert page.status_code == 200 and b"active" in page.content

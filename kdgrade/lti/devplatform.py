@@ -132,6 +132,7 @@ class DevPlatform:
         self.rogue_private_pem, _ = _rsa_pems()
         self.gradebook = Gradebook()
         self._launches: dict[str, LaunchSpec] = {}
+        self._frames: dict[str, tuple[LaunchSpec, str]] = {}
         self._dl_context = "course-1"
         self.tool_registration: dict | None = None
         self.tool_jwks_url: str | None = None  # kdgrade's keyset URL for this platform, once registered
@@ -236,8 +237,42 @@ class DevPlatform:
         "student2": ("dev-student-2", [ROLE_LEARNER]),
     }
 
+    def frame_url(self, spec: LaunchSpec, title: str = "kdgrade activity") -> str:
+        """A course page of this LMS that opens the launch of `spec` in an iframe, as Canvas and Moodle do
+        (the tool is then a cross-site frame when it is served from another host than 127.0.0.1)."""
+        key = secrets.token_urlsafe(8)
+        self._frames[key] = (spec, title)
+        return f"{self.base}/frame/{key}"
+
+    def _frame_page(self, src: str, title: str) -> str:
+        # The frame grows with the tool's `lti.frameResize` messages (Canvas: object or JSON string).
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)} - Development LMS</title>"
+            "<style>body{margin:0;font-family:system-ui,sans-serif}header{background:#2d3b45;color:#fff;"
+            "padding:.5rem 1rem}header a{color:#fff}iframe{display:block;width:100%;height:600px;border:0}</style>"
+            '</head><body><header><a href="/">Development LMS</a>: course-1</header>'
+            f'<main><iframe id="tool" title="{html.escape(title)}" src="{html.escape(src)}" '
+            'allow="clipboard-write"></iframe></main><script>'
+            "window.ltiResizes=[];var f=document.getElementById('tool');"
+            "window.addEventListener('message',function(e){if(e.source!==f.contentWindow)return;var d=e.data;"
+            "if(typeof d==='string'){try{d=JSON.parse(d)}catch(x){return}}"
+            "if(d&&d.subject==='lti.frameResize'&&+d.height>0){window.ltiResizes.push(+d.height);"
+            "f.style.height=Math.max(200,Math.ceil(+d.height))+'px'}});</script></body></html>")
+
     def _launcher_page(self, handler: BaseHTTPRequestHandler, req: _HandlerRequest) -> None:
         q = req.get_data
+        parts = [p for p in req.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "frame":
+            spec_title = self._frames.get(parts[1])
+            if spec_title is None:
+                return handler._reply(404, "unknown frame", "text/plain")
+            return handler._reply(200, self._frame_page(self.login_url(spec_title[0]), spec_title[1]),
+                                  "text/html; charset=utf-8")
+        if parts == ["course"]:
+            return handler._reply(200, self._frame_page(f"/launch?{urlencode(q)}", "kdgrade activity"),
+                                  "text/html; charset=utf-8")
         if req.path.rstrip("/") == "/launch":
             user_id, roles = self.DEV_USERS.get(q.get("as", ""), self.DEV_USERS["student"])
             if q.get("dl"):
@@ -254,7 +289,7 @@ class DevPlatform:
         for rec in self.gradebook.deep_link_items:
             link = html.escape(rec["resource_link_id"])
             title = html.escape(str(rec["item"].get("title", "")))
-            buttons = " ".join(f'<a href="/launch?as={who}&link={link}">open as {who}</a>'
+            buttons = " ".join(f'<a href="/course?as={who}&link={link}">open as {who}</a>'
                                for who in ("student", "student2", "teacher"))
             rows.append(f"<li>{title}: {buttons}</li>")
         with self.gradebook.lock:
@@ -268,7 +303,7 @@ class DevPlatform:
             '<body style="font-family:system-ui;max-width:50rem;margin:2rem auto">'
             "<h1>Development LMS (plays Canvas or Moodle for kdgrade)</h1>"
             f"<p>Course <strong>course-1</strong>, platform {html.escape(self.issuer)}.</p>"
-            '<p><a href="/launch?as=teacher&dl=1">Add a kdgrade question (as the teacher, Deep Linking)</a></p>'
+            '<p><a href="/course?as=teacher&dl=1">Add a kdgrade question (as the teacher, Deep Linking)</a></p>'
             f"<h2>Activities</h2><ul>{''.join(rows) or '<li>None yet: add one above.</li>'}</ul>"
             "<h2>Gradebook</h2><table><thead><tr><th>Column</th><th>User</th><th>Score</th><th>Progress</th>"
             f"<th>Comment</th></tr></thead><tbody>{grades}</tbody></table>"
@@ -543,7 +578,7 @@ def _make_handler(platform: DevPlatform) -> type[BaseHTTPRequestHandler]:
                 if parts == ["register"] and self.command == "POST":
                     status, answer = platform._register(req)
                     return self._reply(status, json.dumps(answer))
-                if not parts or parts == ["launch"]:
+                if not parts or parts in (["launch"], ["course"]) or (len(parts) == 2 and parts[0] == "frame"):
                     return platform._launcher_page(self, req)
                 if parts == ["jwks"]:
                     platform.gradebook.jwks_requests += 1

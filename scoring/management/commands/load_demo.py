@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from scoring import versions
 from scoring.demo_data import DEMO_RESPONSES, load_demo
+from training import activation
 
 
 class Command(BaseCommand):
@@ -36,5 +37,13 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(dir=settings.DATA_DIR) as out:
             call_command("distill", train=str(DEMO_RESPONSES), out=out, items=[item.external_id])
             # register_version copies the directory under MODELS_DIR.
-            version = versions.activate_version(versions.register_version(item, Path(out) / item.external_id))
+            version = versions.register_version(item, Path(out) / item.external_id)
+        try:
+            version = activation.activate(version, actor="manage.py load_demo")
+        except activation.GatesFailed as exc:
+            failed = "\n  ".join(g["message"] for g in exc.gates if g["passed"] is False)
+            self.stdout.write(f"{version} is NOT active: it fails its quality gates:\n  {failed}\n"
+                              "Its page in the admin (Scoring -> Model versions) lists them; answers to the demo "
+                              "item are held for review until a version that passes is activated.")
+            return
         self.stdout.write(f"Activated {version}.")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scoring import versions
 from scoring.models import Item
+from training import activation
 
 
 class Command(BaseCommand):
@@ -16,7 +17,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", type=Path, help="The model-version directory (DIR/<item_id>/).")
         parser.add_argument("--item", help="The item's id (default: the manifest's item_id).")
-        parser.add_argument("--activate", action="store_true", help="Activate it once registered.")
+        parser.add_argument("--activate", action="store_true",
+                            help="Activate it once registered, if it passes the item's quality gates.")
+        parser.add_argument("--override-gates", action="store_true",
+                            help="With --activate: activate even if quality gates fail (recorded in the audit).")
+        parser.add_argument("--note", default="", help="Why (recorded with the activation).")
 
     def handle(self, *args: object, **options: object) -> None:
         from distillation.artifact import ArtifactError, load_manifest
@@ -33,7 +38,12 @@ class Command(BaseCommand):
             version = versions.register_version(item, directory)
             self.stdout.write(f"registered {version} at {version.artifact_path}")
             if options["activate"]:
-                version = versions.activate_version(version)
+                version = activation.activate(version, actor="manage.py register_model",
+                                              override=options["override_gates"], note=options["note"])
                 self.stdout.write(f"activated {version}")
+        except activation.GatesFailed as exc:
+            failed = "\n  ".join(g["message"] for g in exc.gates if g["passed"] is False)
+            raise CommandError(f"{exc.version} registered but NOT activated; it fails its quality gates:\n  {failed}\n"
+                               "(--override-gates activates it anyway, recorded)") from None
         except versions.ModelVersionError as exc:
             raise CommandError(str(exc)) from None
