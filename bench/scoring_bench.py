@@ -56,7 +56,7 @@ import sys, warnings
 warnings.filterwarnings("ignore")
 from distillation.config import DistillConfig
 from distillation.pipeline import distill_csv
-config = DistillConfig.tiny().with_student(n_buckets=4096, embed_dim=8, hidden=32)
+config = DistillConfig.tiny().with_student(n_buckets=49152)  # the served size
 distill_csv(sys.argv[1], sys.argv[2], config=config, seed=0)
 """
 
