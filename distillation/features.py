@@ -143,6 +143,18 @@ class _Text:
         return _mix(h[ok]), self.row_of[:m][ok]
 
 
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: numpy's hash-based ``unique`` is several times slower on
+    large uint64 arrays)."""
+    s = np.sort(a)
+    if len(s) == 0:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def _row_key(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
     """(row, hash) as one uint64 key: row in the top 24 bits, 40 bits of hash."""
     return (rows.astype(np.uint64) << _U64(40)) | (h & _U64((1 << 40) - 1))
@@ -188,11 +200,11 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
         rbi_h, rbi_r = rt.word_bigrams()
         rc4_h, rc4_r = rt.char_ngrams(4)
         value = _Context(
-            ref_uni=np.unique(_row_key(rt.word_row, rt.word_hash)),
-            ref_bi=np.unique(_row_key(rbi_r, rbi_h)),
-            ref_c4=np.unique(_row_key(rc4_r, rc4_h)),
+            ref_uni=_unique(_row_key(rt.word_row, rt.word_hash)),
+            ref_bi=_unique(_row_key(rbi_r, rbi_h)),
+            ref_c4=_unique(_row_key(rc4_r, rc4_h)),
             ref_word_count=np.bincount(rt.word_row, minlength=len(refs)).astype(np.float64),
-            q_uni=np.unique(_row_key(qt.word_row, qt.word_hash)),
+            q_uni=_unique(_row_key(qt.word_row, qt.word_hash)),
             question_ids=_text_ids(qt, len(questions)),
         )
     if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
@@ -347,13 +359,12 @@ class Featurizer:
         uniq_ref, ref_id = _dedupe(references)
         uniq_q, q_id = _dedupe(questions)
         ctx = _context(tuple(uniq_ref), tuple(uniq_q))
-        ref_uni, ref_bi, q_uni, qh = ctx.ref_uni, ctx.ref_bi, ctx.q_uni, ctx.question_ids
+        ref_uni, ref_bi, qh = ctx.ref_uni, ctx.ref_bi, ctx.question_ids
 
         # response words keyed by their row's reference / question
-        w_in_ref = np.isin(_row_key(ref_id[t.word_row], t.word_hash), ref_uni)
-        b_in_ref = np.isin(_row_key(ref_id[bi_r], bi_h), ref_bi)
-        w_in_q = np.isin(_row_key(q_id[t.word_row], t.word_hash), q_uni)
         if self.use_reference:
+            w_in_ref = np.isin(_row_key(ref_id[t.word_row], t.word_hash), ref_uni)
+            b_in_ref = np.isin(_row_key(ref_id[bi_r], bi_h), ref_bi)
             add(t.word_hash[w_in_ref], t.word_row[w_in_ref], 3)
             add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], 3)
         if self.cross_question:
@@ -363,32 +374,35 @@ class Featurizer:
         with np.errstate(divide="ignore"):
             inv = (1.0 / np.sqrt(ns_count)).astype(np.float32)
         weight = np.concatenate([inv[ns][r] for r, ns in zip(rows, spaces, strict=True)])
-        dense = self._dense(t, ctx, ref_id, w_in_ref, w_in_q, bi_h, bi_r, c4_h, c4_r, n)
+        dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, c4_h, c4_r, n)
         return {"row": np.concatenate(rows), "bucket": np.concatenate(buckets), "weight": weight, "dense": dense}
 
     @staticmethod
-    def _dense(t, ctx, ref_id, w_in_ref, w_in_q, bi_h, bi_r, c4_h, c4_r, n) -> np.ndarray:
+    def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, c4_h, c4_r, n) -> np.ndarray:
         dense = np.zeros((n, N_DENSE), np.float64)
         n_words = np.bincount(t.word_row, minlength=n).astype(np.float64)
-        # distinct words per row, and which of them are in the reference / question
-        keys = _row_key(t.word_row, t.word_hash)
-        _, first = np.unique(keys, return_index=True)
-        d_row = t.word_row[first]
+        # distinct words per row, and which of them are in the reference / question (keys carry the
+        # row in their top bits and 40 bits of hash, as the reference's and question's keys do)
+        low = _U64((1 << 40) - 1)
+        keys = _unique(_row_key(t.word_row, t.word_hash))
+        d_row = (keys >> _U64(40)).astype(np.int64)
+        d_ref = np.isin((keys & low) | (ref_id[d_row].astype(np.uint64) << _U64(40)), ctx.ref_uni)
+        d_q = np.isin((keys & low) | (q_id[d_row].astype(np.uint64) << _U64(40)), ctx.q_uni)
         n_types = np.bincount(d_row, minlength=n).astype(np.float64)
-        shared = np.bincount(d_row[w_in_ref[first]], minlength=n).astype(np.float64)
-        in_q = np.bincount(d_row[w_in_q[first]], minlength=n).astype(np.float64)
-        novel = np.bincount(d_row[~(w_in_ref[first] | w_in_q[first])], minlength=n).astype(np.float64)
-        bkeys = _row_key(bi_r, bi_h)
-        _, bfirst = np.unique(bkeys, return_index=True)
-        b_shared = np.isin(_row_key(ref_id[bi_r[bfirst]], bi_h[bfirst]), ctx.ref_bi)
-        b_shared_n = np.bincount(bi_r[bfirst][b_shared], minlength=n).astype(np.float64)
+        shared = np.bincount(d_row[d_ref], minlength=n).astype(np.float64)
+        in_q = np.bincount(d_row[d_q], minlength=n).astype(np.float64)
+        novel = np.bincount(d_row[~(d_ref | d_q)], minlength=n).astype(np.float64)
+        bkeys = _unique(_row_key(bi_r, bi_h))
+        b_row = (bkeys >> _U64(40)).astype(np.int64)
+        b_shared = np.isin((bkeys & low) | (ref_id[b_row].astype(np.uint64) << _U64(40)), ctx.ref_bi)
+        b_shared_n = np.bincount(b_row[b_shared], minlength=n).astype(np.float64)
         n_ref = len(ctx.ref_word_count)
         ref_types = np.bincount((ctx.ref_uni >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
         ref_bi_types = np.bincount((ctx.ref_bi >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
         ref_c4_types = np.bincount((ctx.ref_c4 >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
         rt_n, rb_n, rc_n = ref_types[ref_id], ref_bi_types[ref_id], ref_c4_types[ref_id]
         # distinct character 4-grams of each response, and how many of them the reference has
-        ckeys = np.unique(_row_key(c4_r, c4_h))
+        ckeys = _unique(_row_key(c4_r, c4_h))
         c_row = (ckeys >> _U64(40)).astype(np.int64)
         c_types = np.bincount(c_row, minlength=n).astype(np.float64)
         c_in_ref = np.isin((ckeys & _U64((1 << 40) - 1)) | (ref_id[c_row].astype(np.uint64) << _U64(40)), ctx.ref_c4)
