@@ -78,7 +78,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "scoring",
     "kdgrade.lti",
+    "grading",
 ]
+if not PRODUCTION and env_bool("KDGRADE_DEVTOOLS", True):
+    # The development LMS and its `lti_dev_lms` command; never installed in production.
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
