@@ -39,7 +39,8 @@ DONE_MESSAGES: dict[str, str] = {
     "settings": "Settings saved.",
     "roster": "Roster updated: {n} members.",
     "chosen": "This attempt now counts for the student.",
-    "queue_done": "Every answer is reviewed.",
+    "accepted_last": "Score accepted. Every answer is now reviewed.",
+    "saved_last": "Score saved. Every answer is now reviewed.",
 }
 PAGES = {"queue": "grading:queue", "table": "grading:table", "groups": "grading:groups",
          "overview": "grading:overview"}
@@ -250,7 +251,7 @@ def _and_next(request: HttpRequest, session: LaunchSession, assignment: Any, don
     if request.POST.get("back", "queue") != "queue" or request.POST.get("stay"):
         return done, {"s": submission_id}
     nxt = selectors.next_to_review(selectors.answer_rows(session, assignment), submission_id)
-    return (done, {"s": nxt.submission.pk}) if nxt else ("queue_done", {"s": submission_id})
+    return (done, {"s": nxt.submission.pk}) if nxt else (f"{done}_last", {"s": submission_id})
 
 
 @teacher_action
