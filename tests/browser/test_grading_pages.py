@@ -18,7 +18,7 @@ from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, LaunchSpec
 from grading.models import AttemptPolicy, ReviewEvent, TeacherComment
 from kdgrade.lti.models import Context, GradeOutbox, LtiAssignment, LtiUser, Membership, Platform
 from scoring.models import Assignment, Score, Submission
-from tests.browser.support import SCREENSHOTS, assert_no_axe_violations, check_page, tool_frame
+from tests.browser.support import SCREENSHOTS, assert_no_axe_violations, check_page, ready, tool_frame
 from tests.workers import ROOT, celery_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -121,7 +121,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     # --- the student: notice, counter, a refused long answer keeps its text, then an answer -------------
     page.goto(lms.frame_url(student, "Spoons in the kitchen"))
     frame = tool_frame(page)
-    frame.wait_for_selector("#response")
+    ready(frame, "#response")
     assert "automatic scorer reads your answer" in frame.inner_text("#scoring-notice")
     assert "You have 2 attempts" in frame.inner_text("#attempts")
     check_page(page, frame, "student-answer")
@@ -132,7 +132,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     frame.focus("#response")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")  # the send button, from the keyboard
-    frame.wait_for_selector("#answer-error")
+    ready(frame, "#answer-error")
     assert frame.input_value("#response") == too_long.strip() or frame.input_value("#response") == too_long
     assert Submission.objects.filter(learner_ref="student-1").count() == 0
     check_page(page, frame, "student-refused")
@@ -140,7 +140,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     frame.focus("#response")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#pending")
+    ready(frame, "#pending")
     assert "Your answer was received" in frame.inner_text("#status")
     assert "will review your answer" in frame.inner_text("#pending")
     assert "You have used 1 of 2 attempts" in frame.inner_text("#attempts")
@@ -153,7 +153,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     teacher = spec("teacher-1", [ROLE_INSTRUCTOR], assignment, lineitem, "Tess Teacher")
     page.goto(lms.frame_url(teacher, "Spoons in the kitchen"))
     frame = tool_frame(page)
-    frame.wait_for_selector("#review")
+    ready(frame, "#review")
     timings["queue (6 answers)"] = server_ms(frame)
     assert "Dan Dale" in frame.inner_text("#student-name"), "the answer the scorer declined comes first"
     assert "the scorer declined" in frame.inner_text(".card")
@@ -188,20 +188,20 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     frame = tool_frame(page)
     frame.focus("nav.tabs a >> text=All answers")
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#answers")
+    ready(frame, "#answers")
     check_page(page, frame, "teacher-table")
     frame.focus("nav.tabs a >> text=Similar answers")
     page.keyboard.press("Enter")
-    frame.wait_for_selector("text=Read a group")
+    ready(frame, "nav.tabs a[aria-current=page][href*=groups]")
     check_page(page, frame, "teacher-groups")
     frame.focus("nav.tabs a >> text=All answers")
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#answers")
+    ready(frame, "#answers")
     waiting = Score.objects.filter(override_score__isnull=True, model_score__isnull=False, flags=[]).count()
     assert waiting >= 2
     frame.focus("#bulk-confident button")
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#status .notice")
+    ready(frame, "#status .notice")
     assert f"Accepted the scorer's score of {waiting} answer(s)" in frame.inner_text("#status")
     assert Score.objects.filter(override_score__isnull=True, model_score__isnull=False, flags=[]).count() == 0
     reload_changes_nothing(page, frame)
@@ -212,7 +212,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     frame = tool_frame(page)
     frame.focus('#answers a:has-text("Ada Lovelace")')
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#review")
+    ready(frame, "#review")
     assert "Ada Lovelace" in frame.inner_text("#student-name")
     focus_frame_by_keyboard(page, frame)
     page.keyboard.press(str(new_level))
@@ -222,9 +222,10 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     page.keyboard.press("Space")
     page.keyboard.press("Tab")  # "Save chosen level for Ada Lovelace"
     page.keyboard.press("Enter")
-    frame.wait_for_selector("#status .notice")
+    ready(frame, "#status .notice")
     ada.refresh_from_db()
-    assert ada.override_score == new_level and ada.model_score is not None
+    assert ada.override_score == new_level and ada.model_score is not None, (
+        frame.inner_text("main")[:1500], list(ReviewEvent.objects.values_list("action", "old_score", "new_score")))
     assert TeacherComment.objects.get(submission=ada.submission).text.startswith("Good idea")
     assert set(ReviewEvent.objects.filter(submission=ada.submission).values_list("action", flat=True)) >= {
         "commented", "released"}
@@ -235,10 +236,10 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
         frame = tool_frame(page)
         frame.focus("nav.tabs a >> text=Class overview")
         page.keyboard.press("Enter")
-        frame.wait_for_selector("#settings-h")
+        ready(frame, "#settings-h")
         frame.focus("text=Send ready scores to the gradebook")
         page.keyboard.press("Enter")
-        frame.wait_for_selector("#status .notice")
+        ready(frame, "#status .notice")
         assert "on their way to the gradebook" in frame.inner_text("#status")
         reload_changes_nothing(page, frame)
         column = f"{lms.base}/ags/course-1/lineitems/{lineitem}"
@@ -253,7 +254,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     frame = tool_frame(page)
     with frame.expect_navigation():
         frame.evaluate("location.reload()")
-    frame.wait_for_selector("#settings-h")
+    ready(frame, "#settings-h")
     assert "Not sent" not in frame.inner_text("main")
     check_page(page, frame, "teacher-overview")
     page.goto(f"{lms.base}/")
@@ -262,9 +263,9 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     # --- the answer's page: history, audit rows ------------------------------------------------------------
     page.goto(lms.frame_url(teacher, "Spoons in the kitchen"))
     frame = tool_frame(page)
-    frame.wait_for_selector("#review")
+    ready(frame, "#review")
     frame.goto(f"{live_server.url}/lti/submission/{ada.submission_id}/?ls={frame.url.split('ls=')[1].split('&')[0]}")
-    frame.wait_for_selector("#audit")
+    ready(frame, "#audit")
     audit = frame.inner_text("#audit")
     assert "Tess Teacher changed the score" in audit and "released the score" in audit
     check_page(page, frame, "teacher-submission")
@@ -272,17 +273,17 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     # --- the student again: the teacher's score, final, with the comment -------------------------------------
     page.goto(lms.frame_url(student, "Spoons in the kitchen"))
     frame = tool_frame(page)
-    frame.wait_for_selector("#score-source")
+    ready(frame, "#score-source")
     assert frame.inner_text("#score-source") == "Score from your teacher"
     assert frame.inner_text("#score-status").startswith("Final")
     assert "say where the heat goes" in frame.inner_text("#teacher-comment")
     check_page(page, frame, "student-final")
 
     # --- the error page ----------------------------------------------------------------------------------
-    page.goto(lms.frame_url(LaunchSpec("student-1", [ROLE_LEARNER], custom={"kdgrade_assignment": "999999"}),
-                            "A missing activity"))
+    page.goto(lms.frame_url(LaunchSpec("student-1", [ROLE_LEARNER], resource_link_id="link-unset",
+                                       custom={"kdgrade_assignment": "999999"}), "A missing activity"))
     frame = tool_frame(page)
-    frame.wait_for_selector("h1")
+    ready(frame, "h1")
     assert "cannot open this" in frame.inner_text("h1")
     check_page(page, frame, "error")
     assert_no_axe_violations(page, "the development LMS frame page")

@@ -75,4 +75,5 @@
       }
     });
   }
+  document.documentElement.setAttribute("data-ready", "1");  // the handlers above are in place
 })();
