@@ -135,12 +135,26 @@ class AnswerRow:
         return "needs_review" if self.needs_review else "unreviewed"
 
     @property
+    def state_label(self) -> str:
+        """A short state for a table cell."""
+        if self.reviewed:
+            s = self.score
+            if s.model_score is None:
+                return "Scored by a teacher"
+            return "Confirmed" if s.override_score == s.model_score else f"Changed {s.model_score} → {s.override_score}"
+        if self.declined:
+            return "Needs your score"
+        return "Needs review" if self.needs_review else "Not reviewed"
+
+    @property
     def state_words(self) -> str:
         if self.reviewed:
             s = self.score
-            if s.model_score is not None and s.override_score != s.model_score:
+            if s.model_score is None:
+                return f"Reviewed: a teacher gave {s.override_score} (the scorer declined)"
+            if s.override_score != s.model_score:
                 return f"Reviewed: changed from {s.model_score} to {s.override_score}"
-            return "Reviewed: scorer's score confirmed"
+            return "Reviewed: the scorer's score confirmed"
         if self.declined:
             return "Needs your score: the scorer declined"
         if self.needs_review:

@@ -134,6 +134,9 @@ def answer(request: HttpRequest, session: LaunchSession, assignment_id: int) -> 
             services.submit_answer(session, assignment, draft)
         except Invalid as exc:
             error = exc.reason
+            if exc.code == "too_long":
+                error = (f"Your answer has {len(draft.strip()):,} characters; the limit is "
+                         f"{selectors.answer_limit():,}. Please shorten it: your text is still in the box.")
         else:
             return _to("grading:answer", session, assignment.pk, done="answered")
     done, _ = _notice(request)
@@ -141,6 +144,7 @@ def answer(request: HttpRequest, session: LaunchSession, assignment_id: int) -> 
     return render(request, "grading/answer.html", {
         "session": session, "assignment": assignment, "item": assignment.item, "view": view,
         "error": error, "draft": draft, "done": done, "limit": selectors.answer_limit(),
+        "limit_text": f"{selectors.answer_limit():,}",
         "can_answer": view.attempts_left is None or view.attempts_left > 0,
     }, status=400 if error else 200)
 
@@ -201,13 +205,13 @@ def overview(request: HttpRequest, session: LaunchSession, assignment_id: int) -
     bars = []
     for i, (lvl, n) in enumerate(ov.distribution):
         height = round(160 * n / top)
-        bars.append({"level": lvl, "n": n, "height": height, "x": 40 + i * 70, "y": 190 - height,
+        bars.append({"level": lvl, "n": n, "height": height, "x": 60 + i * 70, "y": 190 - height,
                      "label_y": 184 - height})
     agreement = [{"level": lvl, "n": n, "same": same, "changed": n - same, "pct": round(100 * same / n) if n else 0}
                  for lvl, n, same in ov.agreement]
     return _page(request, "grading/overview.html", session, assignment, "overview", ov=ov, bars=bars,
                  agreement=agreement,
-                 chart_width=60 + 70 * len(bars), policy=selectors.policy_for(assignment),
+                 chart_width=80 + 70 * len(bars), policy=selectors.policy_for(assignment),
                  failures=[r for r in rows if r.passback.tone == "bad"], releases=assignment.Release.choices,
                  counts_choices=AttemptPolicy.Counts.choices)
 

@@ -116,7 +116,12 @@ def screenshot(page: Page, name: str, frame: Frame | None = None) -> dict[int, P
     try:
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 800})
-            page.wait_for_timeout(150)  # layout and the frame's resize message
+            page.wait_for_timeout(300)  # layout, and the frame's resize message to the LMS page
+            # Chromium paints a cross-site (out-of-process) frame only where the viewport shows it, so
+            # the viewport grows to the whole page instead of a full-page capture.
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": width, "height": max(400, min(height, 6000))})
+            page.wait_for_timeout(150)
             if frame is not None:
                 over = horizontal_overflow(frame)
                 assert over == 0, f"{name} at {width} px scrolls sideways by {over} px: {wider_than_viewport(frame)}"

@@ -234,7 +234,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     # --- release the rest, with a real worker; the grades reach the platform's gradebook -------------
     with celery_worker(extra_env=FAST):
         frame = tool_frame(page)
-        frame.focus("nav.tabs a >> text=Class overview")
+        frame.focus("nav.tabs a >> text=Overview and settings")
         page.keyboard.press("Enter")
         ready(frame, "#settings-h")
         frame.focus("text=Send ready scores to the gradebook")

@@ -3,15 +3,16 @@
   "use strict";
 
   // Ask the LMS to fit its iframe to the page (Canvas and others: lti.frameResize).
-  function askResize() {
-    if (window.parent === window) return;
-    var height = Math.ceil(document.documentElement.scrollHeight);
-    window.parent.postMessage({ subject: "lti.frameResize", height: height }, "*");
-  }
+  // The content's own height (scrollHeight would never shrink: it is at least the frame's height).
+  function contentHeight() { return Math.ceil(document.documentElement.getBoundingClientRect().height); }
   var lastHeight = 0;
   function maybeResize() {
-    var h = Math.ceil(document.documentElement.scrollHeight);
-    if (h !== lastHeight) { lastHeight = h; askResize(); }
+    if (window.parent === window) return;
+    var h = contentHeight();
+    if (h !== lastHeight) {
+      lastHeight = h;
+      window.parent.postMessage({ subject: "lti.frameResize", height: h }, "*");
+    }
   }
   window.addEventListener("load", maybeResize);
   if (window.ResizeObserver) new ResizeObserver(maybeResize).observe(document.body);
