@@ -70,7 +70,7 @@ class ReviewEvent(models.Model):
     """One change a teacher made to an answer: who, what, when (never edited or deleted by the pages)."""
 
     class Action(models.TextChoices):
-        ACCEPTED = "accepted", "accepted the model's score"
+        ACCEPTED = "accepted", "accepted the scorer's score"
         CHANGED = "changed", "changed the score"
         COMMENTED = "commented", "wrote a comment"
         RELEASED = "released", "released the score to the gradebook"

@@ -47,4 +47,4 @@ def describe(score: Score | None, last_post: GradeOutbox | None, posts_grades: b
         return PassbackWords("In the gradebook", "", "ok")
     if state == Score.Passback.HELD:
         return PassbackWords("Not released", "The gradebook shows the answer as waiting for grading.")
-    return PassbackWords("Not released", "Release it to send it to the gradebook.")
+    return PassbackWords("Not released", "Not in the gradebook yet.")

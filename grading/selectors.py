@@ -312,7 +312,7 @@ def queue(session: LaunchSession, assignment: Assignment, submission_id: int | N
         return QueueView(None, 0, 0, 0, None, None, [], [], [])
     i = row.position
     probs = []
-    if row.score is not None:
+    if row.score is not None and row.score.model_score is not None:  # a declined score's guesses mislead
         raw = row.score.probabilities or {}
         probs = [(lv, float(raw.get(str(lv), raw.get(lv, 0.0)) or 0.0)) for lv in assignment.item.score_levels]
     return QueueView(row, i, len(rows), waiting, rows[i - 1] if i > 0 else None,
@@ -429,7 +429,13 @@ def answer_history(session: LaunchSession, submission: Submission) -> dict:
     """A submission's scores, comments, audit rows and the student's other attempts (for its page)."""
     attempts = list(Submission.objects.filter(assignment=submission.assignment_id,
                                               learner_ref=submission.learner_ref).order_by("created_at", "id"))
+    counts = True
+    if session.is_instructor:
+        row = next((r for r in answer_rows(session, submission.assignment)
+                    if r.learner_ref == submission.learner_ref), None)
+        counts = row is not None and row.submission.pk == submission.pk
     return {
+        "counts": counts,
         "scores": list(submission.scores.all()),
         "comments": list(TeacherComment.objects.filter(submission=submission)),
         "events": list(ReviewEvent.objects.filter(submission=submission)) if session.is_instructor else [],

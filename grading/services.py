@@ -106,7 +106,8 @@ def _set_score(session: LaunchSession, assignment: Assignment, score: Score, val
     score.overridden_at = timezone.now()
     score.save()
     _audit(session, score, score.submission_id,
-           ReviewEvent.Action.ACCEPTED if accepted else ReviewEvent.Action.CHANGED, old=old, new=value)
+           ReviewEvent.Action.ACCEPTED if accepted else ReviewEvent.Action.CHANGED,
+           old=None if accepted else old, new=value)
     wanted = release or assignment.release == Assignment.Release.IMMEDIATE
     if wanted and _queue_post(score, assignment, link_for(session, assignment), score.submission.learner_ref,
                               release=True):
