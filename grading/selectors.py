@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from django.conf import settings
 
@@ -172,10 +173,24 @@ class AnswerRow:
         return (self.reviewed, not self.needs_review, conf, self.submission.created_at, self.submission.pk)
 
 
-def _latest_scores(assignment: Assignment) -> dict[int, Score]:
+# What ordering and states need; the queue loads the rest (answer text, probabilities) for one row only.
+_LEAN_SCORE = ("id", "submission_id", "model_score", "override_score", "overridden_by", "confidence", "flags",
+               "final_score", "passback_state", "created_at")
+_LEAN_SUBMISSION = ("id", "learner_ref", "created_at", "assignment_id", "item_id")
+
+
+def _lean(values: dict) -> SimpleNamespace:
+    """A read-only stand-in for a model row (building 400 model instances is most of a queue request)."""
+    return SimpleNamespace(pk=values["id"], **values)
+
+
+def _latest_scores(assignment: Assignment, lean: bool = False,
+                   submission_ids: list[int] | None = None) -> dict[int, Score]:
     latest: dict[int, Score] = {}
-    for s in (Score.objects.filter(submission__assignment=assignment)
-              .order_by("submission_id", "-created_at", "-id")):
+    qs = (Score.objects.filter(submission__assignment=assignment) if submission_ids is None
+          else Score.objects.filter(submission_id__in=submission_ids))
+    qs = qs.order_by("submission_id", "-created_at", "-id")
+    for s in (map(_lean, qs.values(*_LEAN_SCORE)) if lean else qs):
         latest.setdefault(s.submission_id, s)
     return latest
 
@@ -196,15 +211,19 @@ def names_in(context: Context | int) -> dict[str, str]:
     return dict(Membership.objects.filter(context=context).values_list("user__sub", "user__name"))
 
 
-def answer_rows(session: LaunchSession, assignment: Assignment) -> list[AnswerRow]:
-    """One row per student who answered, with the attempt that counts, in review order."""
+def answer_rows(session: LaunchSession, assignment: Assignment, *, lean: bool = False,
+                passback: bool = True) -> list[AnswerRow]:
+    """One row per student who answered, with the attempt that counts, in review order.  `lean` loads
+    only what the order and the states need (answer texts and probabilities load on use);
+    without `passback`, rows say nothing of the gradebook."""
     require_instructor(session)
     policy = policy_for(assignment)
-    scores = _latest_scores(assignment)
+    scores = _latest_scores(assignment, lean)
     chosen = dict(CountingAttempt.objects.filter(assignment=assignment).values_list("learner_ref", "submission_id"))
     names = names_in(session.context_id)
     by_learner: dict[str, list[Attempt]] = defaultdict(list)
-    for sub in Submission.objects.filter(assignment=assignment).order_by("created_at", "id"):
+    subs = Submission.objects.filter(assignment=assignment).order_by("created_at", "id")
+    for sub in map(_lean, subs.values(*_LEAN_SUBMISSION)) if lean else subs:
         attempts = by_learner[sub.learner_ref]
         attempts.append(Attempt(len(attempts) + 1, sub, scores.get(sub.pk)))
     rows = []
@@ -218,7 +237,8 @@ def answer_rows(session: LaunchSession, assignment: Assignment) -> list[AnswerRo
         if not row.name:
             anonymous += 1
             row.name = f"Student {anonymous} (name not shared)"
-    _attach_passback(session, assignment, rows)
+    if passback:
+        _attach_passback(session, assignment, rows)
     return rows
 
 
@@ -301,7 +321,7 @@ def next_to_review(rows: list[AnswerRow], after: int | None) -> AnswerRow | None
 
 def queue(session: LaunchSession, assignment: Assignment, submission_id: int | None) -> QueueView:
     """The answer the queue shows (the one asked for, else the first that needs a look) and its neighbours."""
-    rows = answer_rows(session, assignment)
+    rows = answer_rows(session, assignment, lean=True, passback=False)
     waiting = sum(1 for r in rows if not r.reviewed)
     row = None
     if submission_id is not None:
@@ -310,6 +330,13 @@ def queue(session: LaunchSession, assignment: Assignment, submission_id: int | N
         row = next_to_review(rows, None) or (rows[0] if rows else None)
     if row is None:
         return QueueView(None, 0, 0, 0, None, None, [], [], [])
+    # The shown student's attempts as full rows (answer texts, probabilities); the others stay lean.
+    ids = [a.submission.pk for a in row.attempts]
+    full = {sub.pk: sub for sub in Submission.objects.filter(pk__in=ids)}
+    scores = _latest_scores(assignment, submission_ids=ids)
+    for a in row.attempts:
+        a.submission, a.score = full[a.submission.pk], scores.get(a.submission.pk)
+    _attach_passback(session, assignment, [row])
     i = row.position
     probs = []
     if row.score is not None and row.score.model_score is not None:  # a declined score's guesses mislead

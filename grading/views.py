@@ -254,7 +254,8 @@ def _and_next(request: HttpRequest, session: LaunchSession, assignment: Any, don
               submission_id: int) -> tuple[str, dict]:
     if request.POST.get("back", "queue") != "queue" or request.POST.get("stay"):
         return done, {"s": submission_id}
-    nxt = selectors.next_to_review(selectors.answer_rows(session, assignment), submission_id)
+    nxt = selectors.next_to_review(selectors.answer_rows(session, assignment, lean=True, passback=False),
+                                   submission_id)
     return (done, {"s": nxt.submission.pk}) if nxt else (f"{done}_last", {"s": submission_id})
 
 
