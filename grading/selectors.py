@@ -319,11 +319,16 @@ def next_to_review(rows: list[AnswerRow], after: int | None) -> AnswerRow | None
     return None
 
 
-def queue(session: LaunchSession, assignment: Assignment, submission_id: int | None) -> QueueView:
-    """The answer the queue shows (the one asked for, else the first that needs a look) and its neighbours."""
+def queue(session: LaunchSession, assignment: Assignment, submission_id: int | None,
+          after: int | None = None) -> QueueView:
+    """The answer the queue shows (the one asked for; with `after`, the next one to review after that
+    answer, or that answer itself when none is left; else the first that needs a look) and its neighbours."""
     rows = answer_rows(session, assignment, lean=True, passback=False)
     waiting = sum(1 for r in rows if not r.reviewed)
     row = None
+    if after is not None:
+        row = next_to_review(rows, after)
+        submission_id = None if row else after
     if submission_id is not None:
         row = next((r for r in rows if any(a.submission.pk == submission_id for a in r.attempts)), None)
     if row is None:

@@ -39,8 +39,6 @@ DONE_MESSAGES: dict[str, str] = {
     "settings": "Settings saved.",
     "roster": "Roster updated: {n} members.",
     "chosen": "This attempt now counts for the student.",
-    "accepted_last": "Score accepted. Every answer is now reviewed.",
-    "saved_last": "Score saved. Every answer is now reviewed.",
 }
 PAGES = {"queue": "grading:queue", "table": "grading:table", "groups": "grading:groups",
          "overview": "grading:overview"}
@@ -97,6 +95,7 @@ def _back(request: HttpRequest, session: LaunchSession, assignment_id: int, **qu
         query = {**{k: request.POST.get(k, "") for k in TABLE_PARAMS}, **query}
     elif page == "queue" and "s" not in query:
         query["s"] = sid
+    query = {k: v for k, v in query.items() if v is not None}
     return _to(name, session, assignment_id, **query)
 
 
@@ -169,8 +168,9 @@ def _page(request: HttpRequest, template: str, session: LaunchSession, assignmen
 @with_launch
 def queue(request: HttpRequest, session: LaunchSession, assignment_id: int) -> HttpResponse:
     assignment = _teacher(session, assignment_id)
-    s = request.GET.get("s", "")
-    view = selectors.queue(session, assignment, int(s) if s.isdigit() else None)
+    s, after = request.GET.get("s", ""), request.GET.get("after", "")
+    view = selectors.queue(session, assignment, int(s) if s.isdigit() else None,
+                           int(after) if after.isdigit() else None)
     return _page(request, "grading/queue.html", session, assignment, "queue", q=view)
 
 
@@ -252,11 +252,11 @@ def accept(request: HttpRequest, session: LaunchSession, assignment: Any) -> tup
 
 def _and_next(request: HttpRequest, session: LaunchSession, assignment: Any, done: str,
               submission_id: int) -> tuple[str, dict]:
+    """From the queue, on to the next answer to review: the page it redirects to finds it (one pass
+    over the answers, not two)."""
     if request.POST.get("back", "queue") != "queue" or request.POST.get("stay"):
         return done, {"s": submission_id}
-    nxt = selectors.next_to_review(selectors.answer_rows(session, assignment, lean=True, passback=False),
-                                   submission_id)
-    return (done, {"s": nxt.submission.pk}) if nxt else (f"{done}_last", {"s": submission_id})
+    return done, {"after": submission_id, "s": None}
 
 
 @teacher_action

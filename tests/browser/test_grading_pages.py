@@ -141,6 +141,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     ready(frame, "#pending")
+    ready(frame, "#status .notice")  # the outcome of the redirect, announced in the live region
     assert "Your answer was received" in frame.inner_text("#status")
     assert "will review your answer" in frame.inner_text("#pending")
     assert "You have used 1 of 2 attempts" in frame.inner_text("#attempts")
@@ -167,6 +168,7 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     dan = Score.objects.get(submission__learner_ref="student-4")
     assert dan.override_score == 0
     assert ReviewEvent.objects.filter(submission=dan.submission, action="changed").count() == 1
+    ready(frame, "#status .notice")
     assert "Score saved" in frame.inner_text("#status")
     reload_changes_nothing(page, frame)
     frame = tool_frame(page)

@@ -17,6 +17,15 @@
   window.addEventListener("load", maybeResize);
   if (window.ResizeObserver) new ResizeObserver(maybeResize).observe(document.body);
 
+  // A redirect's outcome is in the status region when the page loads; a live region only announces
+  // changes, so it is put back in a moment later for screen readers to say it.
+  var status = document.getElementById("status");
+  if (status && status.textContent.trim()) {
+    var said = status.innerHTML;
+    status.innerHTML = "";
+    window.setTimeout(function () { status.innerHTML = said; maybeResize(); }, 150);
+  }
+
   // Character counter of the answer box: the server's limit, said before it is reached.
   var box = document.querySelector("textarea[data-limit]");
   if (box) {
@@ -29,7 +38,7 @@
       var n = box.value.length;
       var over = n > limit;
       counter.textContent = over ? fmt(n - limit) + " characters over the limit of " + fmt(limit)
-                                 : fmt(n) + " of " + fmt(limit) + " characters";
+                                 : "(" + fmt(n) + " so far)";
       counter.classList.toggle("over", over);
       box.setAttribute("aria-invalid", over ? "true" : "false");
       var band = over ? "over" : (n >= limit * 0.9 ? "near" : "");
