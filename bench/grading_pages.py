@@ -12,7 +12,7 @@ What is measured:
 - In process ("server time"): Django's test client through the whole middleware stack, no network:
   GET of the review queue (the first answer to review, all 200 rows behind it), the answers table,
   the groups, the overview and the CSV export; POST accept (which redirects to the next answer to
-  review) and the GET of that next answer.  Each accept takes a different unreviewed answer.  N runs
+  review; that page finds it) and the GET of that next answer.  Each accept takes a different unreviewed answer.  N runs
   after 3 warm-ups; median and 90th percentile, milliseconds.
 - Browser: headless Debian Chromium (Playwright) against `manage.py runserver` on the same database: the
   Navigation Timing of the queue page (responseStart - requestStart: the server's time plus the
@@ -104,7 +104,7 @@ def in_process(course, runs: int) -> list[tuple[str, str]]:
             posts.append((t1 - t0) * 1e3)
             nexts.append((t2 - t1) * 1e3)
             both.append((t2 - t0) * 1e3)
-    rows += [("POST accept (writes score + audit row, finds the next answer, redirects)", _ms(posts)),
+    rows += [("POST accept (writes the score and its audit row, redirects)", _ms(posts)),
              ("GET the next answer after the redirect", _ms(nexts)),
              ("**accept-and-next** (POST + GET)", _ms(both))]
     return rows
