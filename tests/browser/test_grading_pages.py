@@ -125,6 +125,10 @@ def test_student_and_teacher_through_the_lms(page, lms, course, live_server):
     assert "automatic scorer reads your answer" in frame.inner_text("#scoring-notice")
     assert "You have 2 attempts" in frame.inner_text("#attempts")
     check_page(page, frame, "student-answer")
+    # The tool asked the LMS to fit the frame to its content (lti.frameResize), and the LMS did.
+    asked = page.evaluate("window.ltiResizes")
+    assert asked and asked[-1] == frame.evaluate("Math.ceil(document.documentElement.getBoundingClientRect().height)")
+    assert page.evaluate("document.getElementById('tool').getBoundingClientRect().height") == max(200, asked[-1])
     too_long = "Metal takes heat away from the hand. " * 70  # 2,590 characters: over the 2,500 limit
     frame.fill("#response", too_long)
     assert "over the limit of 2,500" in frame.inner_text("#counter")
