@@ -17,6 +17,17 @@
   window.addEventListener("load", maybeResize);
   if (window.ResizeObserver) new ResizeObserver(maybeResize).observe(document.body);
 
+  // The message was for this visit: drop it from the address, so a reload shows the page without it.
+  // After accept-and-next the address names the answer shown, not "the one after" (a reload keeps it).
+  var shown = document.querySelector("[data-shown-submission]");
+  if (window.history.replaceState && /[?&](done|error|n|after)=/.test(window.location.search)) {
+    var clean = window.location.search.replace(/([?&])(done|error|n|after|s)=[^&]*/g, "$1")
+      .replace(/&&+/g, "&").replace(/\?&/, "?").replace(/[?&]$/, "");
+    var sParam = /[?&]s=([0-9]+)/.exec(window.location.search);
+    var keep = shown ? shown.getAttribute("data-shown-submission") : (sParam ? sParam[1] : "");
+    if (keep) clean += (clean ? "&" : "?") + "s=" + keep;
+    window.history.replaceState(null, "", window.location.pathname + clean + window.location.hash);
+  }
   // A redirect's outcome is in the status region when the page loads; a live region only announces
   // changes, so it is put back in a moment later for screen readers to say it.
   var status = document.getElementById("status");
