@@ -127,9 +127,9 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", BUILD_MODEL, str(ROOT / "scoring/demo/heat_spoon.csv"),
                             str(WORK / "model")], cwd=ROOT, check=True, capture_output=True)
 
-    from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+    from devtools.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+    from devtools.testing import Browser, ls_token
     from kdgrade.lti.models import Context, GradeOutbox, LtiAssignment, Platform
-    from kdgrade.lti.testing import Browser, ls_token
     from scoring import versions
     from scoring.api.accounts import integration_token
     from scoring.demo_data import load_demo

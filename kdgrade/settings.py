@@ -115,7 +115,11 @@ INSTALLED_APPS = [
     "scoring",
     "training",
     "kdgrade.lti",
+    "grading",
 ]
+if not PRODUCTION and env_bool("KDGRADE_DEVTOOLS", True):
+    # The development LMS and its `lti_dev_lms` command; never installed in production.
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "kdgrade.middleware.ProbeMiddleware",  # health probes: before host validation and the HTTPS redirect

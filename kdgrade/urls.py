@@ -15,4 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("scoring.api.urls")),
     path("lti/", include("kdgrade.lti.urls")),
+    path("lti/", include("grading.urls")),
 ]

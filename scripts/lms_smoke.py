@@ -42,8 +42,8 @@ def main() -> int:
     django.setup()  # the development LMS uses kdgrade's settings module for nothing but imports
     import requests
 
-    from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec
-    from kdgrade.lti.testing import Browser, ls_token, parse_form
+    from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec
+    from devtools.testing import Browser, ls_token, parse_form
 
     if not args.registration_url and not args.kdgrade:
         parser.error("give --registration-url, or --kdgrade for an LMS registered by hand")

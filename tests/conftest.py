@@ -21,7 +21,7 @@ def _announce_configuration():
 
 @pytest.fixture(autouse=True)
 def _lms_on_loopback(settings):
-    """The tests' LMS (kdgrade.lti.devplatform) listens on 127.0.0.1, which kdgrade's outbound client
+    """The tests' LMS (devtools.devplatform) listens on 127.0.0.1, which kdgrade's outbound client
     refuses by default: the tests allow it here, explicitly (tests of the refusal turn it off)."""
     settings.KDGRADE_OUTBOUND_ALLOW_PRIVATE = True
 

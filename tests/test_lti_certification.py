@@ -10,11 +10,11 @@ from collections.abc import Callable
 import jwt
 import pytest
 
+from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
 from kdgrade.lti.claims import NO_CONTEXT_PREFIX
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, ResourceLink
 from kdgrade.lti.sessions import session_for
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, Score, Submission
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token, parse_form
 from kdgrade.lti.models import LtiAssignment, ResourceLink
-from kdgrade.lti.testing import Browser, ls_token, parse_form
 from scoring.models import Assignment, Score
 from tests.workers import ROOT, celery_worker, wait_until
 
@@ -106,8 +106,10 @@ def test_deep_linking_answers_gradebook_and_roster(live_server, demo_item):
                                                 lineitem_id=record["lineitem_id"], nrps_query="limit=2"))
         assert "/review/" in review.url
         review_url, t_token = review.url.split("?")[0], ls_token(review.url)
-        saved = teacher.post(review_url, {"ls": t_token, "action": "settings", "release": "after_review",
-                                          "show_feedback": "on"})
+        base = review_url.split("/review/")[0]
+        saved = teacher.post(f"{base}/settings/", {"ls": t_token, "back": "overview", "release": "after_review",
+                                                   "show_feedback": "on", "resubmission_allowed": "on",
+                                                   "max_attempts": "", "counts": "latest"})
         assert "Settings saved" in saved.text
         bob = Browser()
         page = bob.launch(lms, learner_spec("student-2", "Bob"))
@@ -118,10 +120,10 @@ def test_deep_linking_answers_gradebook_and_roster(live_server, demo_item):
         assert "scoreGiven" not in pending
 
         # 4. The review page lists both, with model score and confidence; release sends Bob's.
-        page = teacher.get(f"{review_url}?ls={t_token}")
-        assert page.text.count("data-score-id=") == 2 and "Ada" in page.text and "Bob" in page.text
-        released = teacher.post(review_url, {"ls": t_token, "action": "release_all"})
-        assert "1 grade(s) sent" in released.text
+        page = teacher.get(f"{base}/answers/?ls={t_token}")
+        assert page.text.count("data-submission=") == 2 and "Ada" in page.text and "Bob" in page.text
+        released = teacher.post(f"{base}/release-all/", {"ls": t_token, "back": "overview"})
+        assert "1 grade(s) are on their way to the gradebook" in released.text
         bob_score = Score.objects.get(submission__learner_ref="student-2")
         final = wait_until(lambda: (lms.gradebook.result(column, "student-2") or {}).get("gradingProgress")
                            == "FullyGraded" and lms.gradebook.result(column, "student-2"), timeout=60,
@@ -136,7 +138,7 @@ def test_deep_linking_answers_gradebook_and_roster(live_server, demo_item):
             {"user_id": "student-2", "name": "Bob", "roles": [ROLE_LEARNER]},
             {"user_id": "student-3", "name": "Cleo Notyet", "roles": [ROLE_LEARNER]},
         ])
-        synced = teacher.post(review_url, {"ls": t_token, "action": "sync_roster"})
+        synced = teacher.post(f"{base}/roster/", {"ls": t_token, "back": "overview"})
         assert "Roster updated: 4 members" in synced.text
         listed = synced.text.split('id="not-answered"')[1].split("</ul>")[0]
         assert "Cleo Notyet" in listed and "Ada" not in listed and "Bob" not in listed

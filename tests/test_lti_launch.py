@@ -10,7 +10,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from kdgrade.lti.devplatform import (
+from devtools.devplatform import (
     ROLE_ADMIN,
     ROLE_INSTRUCTOR,
     ROLE_LEARNER,
@@ -18,10 +18,10 @@ from kdgrade.lti.devplatform import (
     LaunchSpec,
     register_in_kdgrade,
 )
+from devtools.testing import Browser, ls_token
 from kdgrade.lti.keys import rotate_keys
 from kdgrade.lti.models import Context, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
 from kdgrade.lti.sessions import session_for
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,8 +119,8 @@ def test_a_burst_of_logins_does_not_push_out_a_login_in_progress(lms, settings):
 def test_rotating_the_tool_key_during_a_deep_link_does_not_break_it(lms, live_server):
     """A Deep Linking response signed just before a rotation still verifies at the platform (the old key
     stays published); once the old key is retired, such a response no longer would."""
+    from devtools.testing import parse_form
     from kdgrade.lti import keys
-    from kdgrade.lti.testing import parse_form
     from scoring.models import ModelVersion
 
     item = Item.objects.create(external_id="rot-item", title="Rotation item", question="Q?", score_min=0,

@@ -17,10 +17,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from kdgrade.lti import grading, outbox
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, DevPlatform, Fault, LaunchSpec, register_in_kdgrade
+from devtools.devplatform import ROLE_INSTRUCTOR, DevPlatform, Fault, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
+from grading import selectors, services
+from kdgrade.lti import outbox
 from kdgrade.lti.models import Context, GradeOutbox, LaunchSession, LtiAssignment, Platform, ResourceLink
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, RubricLevel, Score, Submission
 from tests.workers import ROOT, celery_worker, child_env, wait_until
 
@@ -84,7 +85,7 @@ def teacher_session() -> LaunchSession:
 
 def release(score: Score, value: int) -> None:
     assignment = score.submission.assignment
-    grading.override(teacher_session(), assignment, score.pk, value, release=True)
+    services.set_score(teacher_session(), assignment, score.pk, value, release=True)
 
 
 def test_teacher_release_reaches_the_platform_gradebook_through_a_real_worker(lms, course, live_server):
@@ -92,8 +93,9 @@ def test_teacher_release_reaches_the_platform_gradebook_through_a_real_worker(lm
     s1 = answer(assignment, "student-1", 1)
     token = ls_token(review_url)
     with celery_worker(extra_env=FAST):
-        resp = browser.post(review_url, {"ls": token, "action": "override_release", "score_id": s1.pk, "value": 2})
-        assert resp.status_code == 200 and "Score saved" in resp.text
+        base = review_url.split("/review/")[0]
+        resp = browser.post(f"{base}/score/", {"ls": token, "score_id": s1.pk, "value": 2, "release": "on"})
+        assert resp.status_code == 200 and "Score saved" in resp.text and "/review/" in resp.url
         link = ResourceLink.objects.get(resource_link_id="link-1")
         result = wait_until(lambda: link.__class__.objects.get(pk=link.pk).lineitem_url
                             and lms.gradebook.result(ResourceLink.objects.get(pk=link.pk).lineitem_url, "student-1"),
@@ -258,9 +260,9 @@ def test_permanent_4xx_fails_visibly_with_its_reason_and_can_be_retried_by_hand(
     page = browser_t.launch(lms, LaunchSpec("teacher-1", [ROLE_INSTRUCTOR],
                                             custom={"kdgrade_assignment": str(assignment.pk)}))
     token = ls_token(page.url)
-    assert "Grades that could not be sent" in page.text and "score post: the platform answered HTTP 404" in page.text
+    assert "The LMS no longer has this grade column" in page.text and "Retry sending" in page.text
     lms.gradebook.lineitems[lid] = column  # the admin restored the column
-    resp = browser_t.post(page.url.split("?")[0], {"ls": token, "action": "retry", "outbox_id": row.pk})
+    resp = browser_t.post(page.url.split("?")[0].replace("/review/", "/retry/"), {"ls": token, "outbox_id": row.pk})
     assert resp.status_code == 200 and "will be sent again" in resp.text
     row.refresh_from_db()
     assert row.state == GradeOutbox.State.PENDING
@@ -277,14 +279,14 @@ def test_a_failure_made_moot_by_a_newer_grade_sent_leaves_the_failure_list(lms, 
     lid = outbox.ags.ensure_lineitem(link, outbox._lineitem_spec(row))
     column = lms.gradebook.lineitems.pop(lid)
     assert _deliver(old).state == GradeOutbox.State.FAILED
-    assert [f.pk for f in grading.review(teacher_session(), assignment).failures] == [row.pk]
+    assert [f.pk for f in selectors.failures(teacher_session(), assignment)] == [row.pk]
     lms.gradebook.lineitems[lid] = column
     newer = answer(assignment, "student-1", 2)
     release(newer, 2)
     assert _deliver(newer).state == GradeOutbox.State.SENT
     row.refresh_from_db()
     assert row.state == GradeOutbox.State.SUPERSEDED and "HTTP 404" in row.last_error
-    assert grading.review(teacher_session(), assignment).failures == []
+    assert selectors.failures(teacher_session(), assignment) == []
     assert lms.gradebook.result(lid, "student-1")["scoreGiven"] == 2
 
 

@@ -1,6 +1,6 @@
 """LTI Dynamic Registration, the development LMS launcher and the admin's platform presets.
 
-lti1p3platform has no Dynamic Registration: the platform side of it in kdgrade.lti.devplatform is
+lti1p3platform has no Dynamic Registration: the platform side of it in devtools.devplatform is
 hand-written after the IMS specification (a fake, named as such); the launches after it are the
 library's."""
 
@@ -12,11 +12,11 @@ import pytest
 import requests
 from django.utils import timezone
 
+from devtools.devplatform import ROLE_INSTRUCTOR, DevPlatform, LaunchSpec
+from devtools.testing import Browser, parse_form
 from kdgrade.lti import config
 from kdgrade.lti.config import registration_url
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, DevPlatform, LaunchSpec
 from kdgrade.lti.models import Platform, RegistrationKey
-from kdgrade.lti.testing import Browser, parse_form
 from scoring.models import Item, ModelVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,7 +93,7 @@ def test_development_lms_page_launches_kdgrade_as_teacher_and_student(live_serve
     settings.PUBLIC_URL = live_server.url
     item = Item.objects.create(external_id="dev-item", title="Dev item", question="Why?", score_min=0, score_max=2)
     ModelVersion.objects.create(item=item, version=1, status=ModelVersion.Status.ACTIVE)
-    from kdgrade.lti.devplatform import register_in_kdgrade
+    from devtools.devplatform import register_in_kdgrade
 
     with DevPlatform(live_server.url, client_id="dev-lms") as lms:
         register_in_kdgrade(lms)

@@ -16,7 +16,8 @@ import jwt
 import pytest
 import requests
 
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
 from kdgrade.lti.models import (
     Context,
     GradeOutbox,
@@ -26,7 +27,6 @@ from kdgrade.lti.models import (
     Membership,
     ResourceLink,
 )
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, Score, Submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -233,8 +233,8 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
     "learner opens the instructor's review page": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/review/"), 403, "instructors"),
     "learner posts an override": (
-        _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/review/", "POST",
-                    lambda e, f: {"action": "override_release", "score_id": f["student-2"][1], "value": 2}), 403,
+        _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/score/", "POST",
+                    lambda e, f: {"score_id": f["student-2"][1], "value": 2, "release": "on"}), 403,
         "instructors"),
     "learner opens another learner's submission": (
         _as_learner(lambda e, f: f"/lti/submission/{f['student-2'][0]}/"), 403, "your own"),
@@ -251,8 +251,8 @@ CASES: dict[str, tuple[Callable[[Env], Callable[[], requests.Response]], int, st
         _as_learner(lambda e, f: f"/lti/submission/{f['student-1'][0]}/", user="teacher-x", course=2,
                     roles=[ROLE_INSTRUCTOR]), 404, "No such answer"),
     "instructor of another course overrides a score of this course (id in the form)": (
-        _as_learner(lambda e, f: f"/lti/a/{e.a2.pk}/review/", "POST",
-                    lambda e, f: {"action": "override_release", "score_id": f["student-1"][1], "value": 2},
+        _as_learner(lambda e, f: f"/lti/a/{e.a2.pk}/score/", "POST",
+                    lambda e, f: {"score_id": f["student-1"][1], "value": 2, "release": "on"},
                     user="teacher-x", course=2, roles=[ROLE_INSTRUCTOR]), 404, "No such score"),
     "page form posted without the launch token": (
         _as_learner(lambda e, f: f"/lti/a/{e.a1.pk}/", "POST", lambda e, f: {"ls": "", "response": "x"}), 401,
@@ -293,7 +293,8 @@ def test_refused_with_a_clear_4xx_logged_and_nothing_changes(env, case, caplog):
     ("POST", "/lti/login/", {"iss": "https://x.example", "login_hint": "u", "target_link_uri": "/lti/launch/"}, 403),
     ("GET", "/lti/a/1/", None, 401),
     ("GET", "/lti/a/1/review/?ls=forged", None, 401),
-    ("POST", "/lti/a/1/review/", {"ls": "forged", "action": "release_all"}, 401),
+    ("POST", "/lti/a/1/release-all/", {"ls": "forged"}, 401),
+    ("POST", "/lti/a/1/review/", {"ls": "forged"}, 405),
     ("GET", "/lti/submission/1/?ls=forged", None, 401),
     ("GET", "/lti/deep-link/", None, 401),
 ])
@@ -305,11 +306,20 @@ def test_odd_requests_get_a_4xx_never_a_500(client, method, path, data, status):
 
 def test_bad_form_values_on_the_review_page_are_a_message_not_a_500(env):
     browser, token = env.launched(user="teacher-1", roles=[ROLE_INSTRUCTOR])
-    url = f"{env.base}/lti/a/{env.a1.pk}/review/"
-    for data in ({"action": "override", "score_id": "abc", "value": "1"}, {"action": "nonsense"},
-                 {"action": "retry", "outbox_id": "999999"}, {"action": "settings", "release": "whenever"}):
-        resp = browser.post(url, {"ls": token, **data})
-        assert resp.status_code in (200, 404), (data, resp.status_code)
+    url = f"{env.base}/lti/a/{env.a1.pk}"
+    before = _snapshot()
+    for action, data, message in (
+            ("score", {"score_id": "abc", "value": "1"}, "A number was expected"),
+            ("score", {"score_id": "1", "value": "99"}, "Choose one of the rubric levels"),
+            ("accept-many", {}, "Select at least one answer"),
+            ("comment", {"submission_id": "1", "comment": "  "}, "Write a comment first"),
+            ("retry", {"outbox_id": "999999"}, "No such grade post"),
+            ("settings", {"release": "whenever", "counts": "latest"}, "Unknown release mode"),
+            ("settings", {"release": "immediate", "counts": "latest", "max_attempts": "0"}, "whole number")):
+        resp = browser.post(f"{url}/{action}/", {"ls": token, **data})
+        assert resp.status_code in (200, 404), (action, data, resp.status_code)
+        assert message in resp.text, (action, data, resp.text[:300])
+    assert _snapshot() == before
 
 
 def test_the_resigned_launch_unchanged_is_accepted(env):

@@ -12,9 +12,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
 from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, Platform
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item
 
 pytestmark = pytest.mark.django_db(transaction=True)

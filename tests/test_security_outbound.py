@@ -5,7 +5,7 @@ production, no redirect to another host, a size cap, one deadline - and nothing 
 shown to users or logged.
 
 The remote side is a small HTTP server on 127.0.0.1 (a "probe") that counts its hits and answers what a
-test tells it to; launches come from lti1p3platform (kdgrade.lti.devplatform)."""
+test tells it to; launches come from lti1p3platform (devtools.devplatform)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from devtools.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser
 from kdgrade import outbound
 from kdgrade.lti import ags, config, roster
-from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import Context, Platform, ResourceLink
-from kdgrade.lti.testing import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

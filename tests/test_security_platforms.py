@@ -2,7 +2,7 @@
 token endpoints on the issuer's host; and the Dynamic Registration key (single use, short, minted only
 by users allowed to add platforms; a deactivated platform stays off).
 
-Both platforms are lti1p3platform LMSs on 127.0.0.1 (kdgrade.lti.devplatform); the "rogue" one is the
+Both platforms are lti1p3platform LMSs on 127.0.0.1 (devtools.devplatform); the "rogue" one is the
 same library claiming, in Dynamic Registration or in an older registration row, the district's client
 id and token audience."""
 
@@ -15,8 +15,8 @@ import pytest
 import requests
 from django.contrib.auth.models import Permission, User
 
+from devtools.devplatform import ROLE_LEARNER, DevPlatform, register_in_kdgrade
 from kdgrade.lti import ags, config, roster
-from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, register_in_kdgrade
 from kdgrade.lti.models import Context, Deployment, Platform, RegistrationKey
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,9 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
 from kdgrade.lti import privacy, tasks
-from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import (
     Context,
     GradeOutbox,
@@ -26,7 +27,6 @@ from kdgrade.lti.models import (
     Membership,
     Platform,
 )
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, Score, Submission
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,10 +14,10 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from jwcrypto.jwk import JWK
 
+from devtools.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
+from devtools.testing import Browser, ls_token
 from kdgrade.lti import keys
-from kdgrade.lti.devplatform import ROLE_LEARNER, DevPlatform, LaunchSpec, register_in_kdgrade
 from kdgrade.lti.models import Context, LtiAssignment, ResourceLink, ToolKey
-from kdgrade.lti.testing import Browser, ls_token
 from scoring.models import Assignment, Item, Submission
 from tests.test_foundation_config import assert_one_clear_line, manage, run
 

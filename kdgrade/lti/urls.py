@@ -12,7 +12,4 @@ urlpatterns = [
     path("canvas.json", views.canvas_config, name="canvas_config"),
     path("register/", views.register, name="register"),
     path("deep-link/", views.deep_link, name="deep_link"),
-    path("a/<int:assignment_id>/", views.answer, name="answer"),
-    path("a/<int:assignment_id>/review/", views.review, name="review"),
-    path("submission/<int:submission_id>/", views.submission, name="submission"),
 ]

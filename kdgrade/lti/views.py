@@ -8,24 +8,20 @@ which lives in a cookie the browser may drop).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from kdgrade.lti import config, deeplink, grading, keys, roster
+from kdgrade.lti import config, deeplink, keys
 from kdgrade.lti import launch as launch_service
 from kdgrade.lti import login as login_service
-from kdgrade.lti.ags import ServiceError
 from kdgrade.lti.errors import LaunchRefused
 from kdgrade.lti.models import LaunchSession, Platform
-from kdgrade.lti.sessions import session_for
+from scoring.models import Assignment
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +69,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     if link is None or link.assignment_id is None:
         return refuse(request, "This link is not connected to a kdgrade assignment. An instructor can add one "
                                "with the course's content selection (Deep Linking) dialog.", 404)
-    name = "lti:review" if session.is_instructor else "lti:answer"
+    name = "grading:queue" if session.is_instructor else "grading:answer"
     return HttpResponseRedirect(_url(name, session, link.assignment_id))
 
 
@@ -81,123 +77,33 @@ def _url(name: str, session: LaunchSession, *args: object) -> str:
     return f"{reverse(name, args=args)}?ls={session.token}"
 
 
-def with_launch(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve the caller's launch session from the launch token (`ls`) the request carries, or refuse.
-    Every request must carry it: a session cookie alone never stands for a launch (a page of another
-    site could otherwise get a logged-in page of kdgrade into a frame)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        token = request.POST.get("ls") if request.method == "POST" else request.GET.get("ls")
-        session = session_for(token or "")
-        if session is None:
-            return refuse(request, "Your kdgrade session has ended or this page was not opened from your course. "
-                                   "Open the activity again from the LMS.", 401)
-        try:
-            return view(request, session, *args, **kwargs)
-        except grading.AccessDenied as exc:
-            return refuse(request, exc.reason, exc.status)
-
-    return csrf_exempt(wrapper)
-
-
+@csrf_exempt  # the launch token (`ls`, checked by with_launch) stands in for the CSRF cookie
 @require_http_methods(["GET", "POST"])
-@with_launch
-def answer(request: HttpRequest, session: LaunchSession, assignment_id: int) -> HttpResponse:
-    assignment = grading.assignment_for(session, assignment_id)
-    if session.is_instructor:
-        return HttpResponseRedirect(_url("lti:review", session, assignment.pk))
-    error = ""
-    if request.method == "POST":
-        text = request.POST.get("response", "")
-        if len(text) > settings.KDGRADE_MAX_ANSWER_CHARS:
-            error = f"Please keep your answer under {settings.KDGRADE_MAX_ANSWER_CHARS} characters."
-        else:
-            try:
-                grading.submit_answer(session, assignment, text)
-            except grading.AccessDenied as exc:
-                if exc.status != 400:
-                    raise
-                error = exc.reason
-            else:
-                return HttpResponseRedirect(_url("lti:answer", session, assignment.pk))
-    score = grading.own_latest(session, assignment)
-    level = grading.feedback_level(score, assignment)
-    show_score = grading.score_visible(score, assignment)
-    return render(request, "lti/answer.html", {
-        "session": session, "assignment": assignment, "item": assignment.item, "score": score,
-        "show_score": show_score, "level": level, "error": error,
-    }, status=400 if error else 200)
+def deep_link(request: HttpRequest) -> HttpResponse:
+    from grading.views import with_launch  # the grading app owns the session-resolving decorator
+
+    return with_launch(_deep_link)(request)
 
 
-@require_http_methods(["GET", "POST"])
-@with_launch
-def review(request: HttpRequest, session: LaunchSession, assignment_id: int) -> HttpResponse:
-    assignment = grading.assignment_for(session, assignment_id)
-    grading.require_instructor(session)
-    message = ""
-    if request.method == "POST":
-        action = request.POST.get("action", "")
-        try:
-            if action in ("override", "override_release"):
-                grading.override(session, assignment, _int(request.POST.get("score_id")),
-                                 _int(request.POST.get("value")), release=action == "override_release")
-                message = "Score saved."
-            elif action == "release_all":
-                message = f"{grading.release_all(session, assignment)} grade(s) sent to the gradebook."
-            elif action == "retry":
-                grading.retry_failed(session, assignment, _int(request.POST.get("outbox_id")))
-                message = "The grade will be sent again."
-            elif action == "settings":
-                grading.set_release_mode(session, assignment, request.POST.get("release", ""),
-                                         request.POST.get("show_feedback") == "on")
-                message = "Settings saved."
-            elif action == "sync_roster":
-                try:
-                    message = f"Roster updated: {roster.sync_roster(session.context_id)} members."
-                except ServiceError as exc:
-                    message = f"The roster could not be fetched: {exc.reason}"
-            else:
-                raise grading.AccessDenied("Unknown action.", 400)
-        except grading.AccessDenied as exc:
-            if exc.status != 400:
-                raise
-            message = exc.reason
-        assignment = grading.assignment_for(session, assignment_id)
-    page = grading.review(session, assignment)
-    return render(request, "lti/review.html", {"session": session, "page": page, "message": message,
-                                               "levels": assignment.item.score_levels})
+def _deep_link(request: HttpRequest, session: LaunchSession) -> HttpResponse:
+    from grading import selectors, services
+    from grading.errors import Invalid
 
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or "")
-    except ValueError as exc:
-        raise grading.AccessDenied("A number was expected.", 400) from exc
-
-
-@require_GET
-@with_launch
-def submission(request: HttpRequest, session: LaunchSession, submission_id: int) -> HttpResponse:
-    sub = grading.submission_for(session, submission_id)
-    return render(request, "lti/submission.html", {"session": session, "submission": sub,
-                                                   "scores": list(sub.scores.all())})
-
-
-@require_http_methods(["GET", "POST"])
-@with_launch
-def deep_link(request: HttpRequest, session: LaunchSession) -> HttpResponse:
-    grading.require_instructor(session)
+    selectors.require_instructor(session)
     if session.message_type != "LtiDeepLinkingRequest":
         return refuse(request, "Open this from the course's content selection dialog.", 400)
     if request.method == "POST":
-        assignment = grading.create_assignment(
-            session, _int(request.POST.get("item")), request.POST.get("title", ""),
-            request.POST.get("release", "after_review"), request.POST.get("show_feedback") == "on")
+        try:
+            assignment = services.create_assignment(
+                session, int(item) if (item := request.POST.get("item", "")).isdigit() else 0,
+                request.POST.get("title", ""), request.POST.get("release", "after_review"),
+                request.POST.get("show_feedback") == "on")
+        except Invalid as exc:
+            return refuse(request, exc.reason, 400)
         return_url, jwt_value = deeplink.response_form(session, assignment, request.build_absolute_uri("/lti/launch/"))
         return render(request, "lti/deep_link_return.html", {"return_url": return_url, "jwt": jwt_value})
-    return render(request, "lti/deep_link.html", {"session": session, "items": grading.selectable_items(),
-                                                  "releases": grading.Assignment.Release.choices})
+    return render(request, "lti/deep_link.html", {"session": session, "items": services.selectable_items(),
+                                                  "releases": Assignment.Release.choices})
 
 
 @require_GET

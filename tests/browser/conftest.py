@@ -69,7 +69,7 @@ def page(browser_context: BrowserContext) -> Iterator[Page]:
 @pytest.fixture
 def lms(live_server) -> Iterator:
     """The development LMS (lti1p3platform over HTTP on 127.0.0.1) with kdgrade registered in it."""
-    from kdgrade.lti.devplatform import DevPlatform, register_in_kdgrade
+    from devtools.devplatform import DevPlatform, register_in_kdgrade
 
     assert urlsplit(live_server.url).hostname == "localhost", "the tool must be cross-site to the LMS"
     with DevPlatform(live_server.url) as platform:

@@ -94,6 +94,19 @@ def horizontal_overflow(target: Target) -> int:
                            " - document.documentElement.clientWidth)")
 
 
+def wider_than_viewport(target: Target) -> list[str]:
+    """The innermost elements that stick out to the right of the viewport (what makes it scroll)."""
+    return target.evaluate("""() => {
+      const w = document.documentElement.clientWidth, out = [];
+      for (const el of document.body.querySelectorAll('*')) {
+        const r = el.getBoundingClientRect();
+        if (r.right > w + 0.5 && ![...el.children].some(c => c.getBoundingClientRect().right > w + 0.5))
+          out.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} right=${Math.round(r.right)}`);
+      }
+      return out.slice(0, 8);
+    }""")
+
+
 def screenshot(page: Page, name: str, frame: Frame | None = None) -> dict[int, Path]:
     """Full-page screenshots at 320 and 1280 px wide: var/screenshots/<name>-320.png and -1280.png.
     With `frame`, also checks that the tool's document does not scroll sideways at either width."""
@@ -103,10 +116,15 @@ def screenshot(page: Page, name: str, frame: Frame | None = None) -> dict[int, P
     try:
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 800})
-            page.wait_for_timeout(150)  # layout and the frame's resize message
+            page.wait_for_timeout(300)  # layout, and the frame's resize message to the LMS page
+            # Chromium paints a cross-site (out-of-process) frame only where the viewport shows it, so
+            # the viewport grows to the whole page instead of a full-page capture.
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": width, "height": max(400, min(height, 6000))})
+            page.wait_for_timeout(150)
             if frame is not None:
                 over = horizontal_overflow(frame)
-                assert over == 0, f"{name} at {width} px scrolls sideways by {over} px"
+                assert over == 0, f"{name} at {width} px scrolls sideways by {over} px: {wider_than_viewport(frame)}"
             path = SCREENSHOTS / f"{name}-{width}.png"
             page.screenshot(path=str(path), full_page=True)
             out[width] = path
@@ -120,6 +138,12 @@ def tool_frame(page: Page) -> Frame:
     handle = page.wait_for_selector("iframe#tool")
     frame = handle.content_frame()
     assert frame is not None
+    return frame
+
+
+def ready(frame: Frame, selector: str) -> Frame:
+    """Wait for a kdgrade page showing `selector` whose script has set up its keyboard handlers."""
+    frame.wait_for_selector(f"html[data-ready] {selector}")
     return frame
 
 

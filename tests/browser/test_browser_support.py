@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdgrade.lti.devplatform import ROLE_LEARNER, LaunchSpec
+from devtools.devplatform import ROLE_LEARNER, LaunchSpec
 from kdgrade.lti.models import Context, LtiAssignment, Platform
 from scoring.models import Assignment, Item
 from tests.browser.support import (

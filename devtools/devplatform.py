@@ -251,8 +251,9 @@ class DevPlatform:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)} - Development LMS</title>"
             "<style>body{margin:0;font-family:system-ui,sans-serif}header{background:#2d3b45;color:#fff;"
-            "padding:.5rem 1rem}header a{color:#fff}iframe{display:block;width:100%;height:600px;border:0}</style>"
-            '</head><body><header><a href="/">Development LMS</a>: course-1</header>'
+            "padding:.5rem 1rem}header a{color:#fff}h1{font-size:1rem;margin:0}"
+            "iframe{display:block;width:100%;height:600px;border:0}</style>"
+            f'</head><body><header><h1><a href="/">Development LMS</a>: course-1 · {html.escape(title)}</h1></header>'
             f'<main><iframe id="tool" title="{html.escape(title)}" src="{html.escape(src)}" '
             'allow="clipboard-write"></iframe></main><script>'
             "window.ltiResizes=[];var f=document.getElementById('tool');"

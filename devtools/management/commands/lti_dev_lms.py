@@ -18,7 +18,7 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("the development LMS is not for production")
         try:
-            from kdgrade.lti.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, register_in_kdgrade
+            from devtools.devplatform import ROLE_INSTRUCTOR, ROLE_LEARNER, DevPlatform, register_in_kdgrade
         except ImportError as exc:
             raise CommandError("install the test requirements first: pip install -r requirements/dev.txt") from exc
         port = int(opts["port"] or settings.DEV_LMS_PORT)

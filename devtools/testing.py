@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from kdgrade.lti.devplatform import DevPlatform, LaunchSpec
+from devtools.devplatform import DevPlatform, LaunchSpec
 
 
 class Browser:
