@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-
-from django.utils import timezone
 
 from kdgrade.lti.models import Context, LaunchSession, LtiAssignment, LtiUser, Membership, Platform, ResourceLink
+from kdgrade.lti.sessions import start_session
 from scoring.models import Assignment, Item, RubricLevel, Score, Submission
 
 ANSWERS = [
@@ -31,9 +29,7 @@ class Course:
     def learner(self, sub: str, name: str = "") -> LaunchSession:
         user, _ = LtiUser.objects.get_or_create(platform=self.platform, sub=sub, defaults={"name": name})
         Membership.objects.get_or_create(context=self.context, user=user, defaults={"is_learner": True})
-        return LaunchSession.objects.create(token=secrets.token_urlsafe(24), platform=self.platform,
-                                            context=self.context, user=user, resource_link=self.link,
-                                            expires_at=timezone.now() + timedelta(hours=1))
+        return start_session(platform=self.platform, context=self.context, user=user, resource_link=self.link)
 
     def answer(self, sub: str, text: str, model_score: int | None, *, flags: list[str] | None = None,
                confidence: float = 0.9, name: str = "") -> Score:
@@ -64,9 +60,8 @@ def make_course(n_answers: int = 0, *, release: str = "after_review", gradebook:
         lineitem_url="https://lms.example/lineitems/1" if gradebook else "")
     teacher_user = LtiUser.objects.create(platform=platform, sub="teacher-1", name="Tess Teacher")
     Membership.objects.create(context=context, user=teacher_user, is_instructor=True)
-    teacher = LaunchSession.objects.create(token=secrets.token_urlsafe(24), platform=platform, context=context,
-                                           user=teacher_user, resource_link=link, is_instructor=True,
-                                           expires_at=timezone.now() + timedelta(hours=1))
+    teacher = start_session(platform=platform, context=context, user=teacher_user, resource_link=link,
+                            is_instructor=True)
     course = Course(platform, context, assignment, link, teacher)
     for i in range(n_answers):
         flagged = i % 10 == 0

@@ -12,7 +12,10 @@ pytestmark = pytest.mark.ml  # starts its own processes; no test database needed
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "KDGRADE_MODE", "SECRET_KEY"}}
+    # A fresh process as an operator would start it: none of the test session's own settings (the browser
+    # tests' DJANGO_ALLOW_ASYNC_UNSAFE included, which check --deploy rightly refuses).
+    drop = {"DATABASE_URL", "KDGRADE_MODE", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     base.update(env)
     return subprocess.run(args, cwd=ROOT, env=base, capture_output=True, text=True, timeout=120)
 

@@ -213,8 +213,8 @@ def test_moodle_roster_with_short_role_names_marks_learners_and_lists_who_has_no
         {"user_id": "student-3", "name": "Cy Noroles", "roles": [], "status": "Active"},
         {"user_id": "dev-1", "name": "Dee Signer", "roles": ["ContentDeveloper"], "status": "Active"},
     ])
-    review_url = page.url.split("?")[0]
-    synced = teacher.post(review_url, {"ls": token, "action": "sync_roster"})
+    roster_url = page.url.split("?")[0].replace("/review/", "/roster/")
+    synced = teacher.post(roster_url, {"ls": token, "back": "overview"})
     assert "Roster updated: 5 members" in synced.text, synced.text[:500]
     listed = synced.text.split('id="not-answered"')[1].split("</ul>")[0]
     assert "Bo Notyet" in listed and "Cy Noroles" in listed
