@@ -2,27 +2,32 @@
 
 A response is lower-cased (``str.lower``), encoded as UTF-8, every run of bytes that are not ASCII
 letters or digits or part of a non-ASCII character becomes one space, and the text is padded with a
-space on each side.  Features, all hashed into ``n_buckets`` buckets
-with a vectorised 64-bit polynomial hash (one byte array for the whole batch, no per-n-gram Python
-loop):
+space on each side.  Features, hashed into ``n_buckets`` buckets, one byte array for the whole batch and
+no per-n-gram Python loop:
 
-* namespace 1: word n-grams of the response (``word_ngrams``, default 1-2);
-* namespace 2: character n-grams of the padded response (``char_ngrams``, default 3-5);
-* namespace 3: the response's word 1- and 2-grams that also occur in the reference answer
+* namespace 0: word n-grams of the response (``word_ngrams``, default 1-2), 64-bit polynomial hashes;
+* namespace 1: character n-grams of the padded response (``char_ngrams``, at most 8 bytes long): the
+  n-gram's bytes packed into one 64-bit integer and hashed by one multiplication (multiply-shift);
+* namespace 2: the response's word 1- and 2-grams that also occur in the reference answer
   (what the answer shares with the key);
-* namespace 4 (``cross_question``): the response's words crossed with the question, so that a model
+* namespace 3 (``cross_question``): the response's words crossed with the question, so that a model
   pooled over many items can learn item-specific words.
 
 Each occurrence in a namespace weighs ``1 / sqrt(number of occurrences of that namespace in the row)``.
-The bag is returned sparse, as three flat arrays of the same length: ``row`` (int64, the answer),
-``bucket`` (int64) and ``weight`` (float32), one entry per n-gram occurrence (a bucket may repeat: the
-model sums), and ``dense`` ``[n, N_DENSE]`` (float32): overlap with the reference answer and the
-question (words, bigrams, character 4-grams), which carry over to questions the model never saw, and
-length features.  Buckets need not be a power of two.
+``Featurizer.transform`` returns the exact feeds of the ONNX student (``distillation.onnx_contract``):
 
-``Featurizer.transform`` returns ``{"row", "bucket", "weight", "dense"}``, the exact feeds of the ONNX
-student (``distillation.onnx_contract``); ``to_csr`` turns them into a scipy matrix for training.
-The same code runs in training and in serving, so features are identical byte for byte.
+* ``bucket`` int64 [m] and ``segment`` int64 [m]: one entry per n-gram occurrence, ``segment`` =
+  ``row * N_NAMESPACES + namespace`` (a bucket may repeat: the model sums).  Character windows that would
+  cross from one answer into the next point at bucket ``n_buckets``, a sink whose weight is 0 (cheaper
+  than removing them);
+* ``segment_weight`` float32 [n * N_NAMESPACES]: the weight of each (row, namespace);
+* ``dense`` float32 [n, N_DENSE]: overlap with the reference answer and the question (words, bigrams,
+  character 4-grams), which carries over to questions the model never saw, and length features.
+
+The model's bag term for a row is ``sum over its namespaces of segment_weight * sum of w[bucket]``.
+``to_csr`` turns the feeds into the equivalent scipy matrix for training.  The same code runs in
+training and in serving, so features are identical byte for byte, and a row's features never depend on
+the other rows of its batch.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT = "kdgrade-featurizer/2"
+FORMAT = "kdgrade-featurizer/3"
+N_NAMESPACES = 4
+WORDS, CHARS, SHARED, CROSS = range(N_NAMESPACES)
+MAX_CHAR_NGRAM = 8  # bytes packed into one 64-bit integer
 
 DENSE_NAMES = (
     "ref_word_recall",  # share of the reference's distinct words present in the response
@@ -50,20 +58,25 @@ DENSE_NAMES = (
 N_DENSE = len(DENSE_NAMES)
 
 _U64 = np.uint64
-_MASK64 = (1 << 64) - 1
 _P = 0x100000001B3  # odd: invertible modulo 2**64
 _P_INV = pow(_P, -1, 1 << 64)
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
 _MIX2 = _U64(0x94D049BB133111EB)
 _PAIR = _U64(0x9E3779B97F4A7C15)
-_NS = {1: _U64(0x2545F4914F6CDD1D), 2: _U64(0x5851F42D4C957F2D), 3: _U64(0x14057B7EF767814F),
-       4: _U64(0xD1B54A32D192ED03)}
+_NS = {WORDS: _U64(0x2545F4914F6CDD1D), SHARED: _U64(0x14057B7EF767814F), CROSS: _U64(0xD1B54A32D192ED03)}
 _GRAM = _U64(0xA0761D6478BD642F)
-_SEP = ord("\n") + 1  # byte values are shifted by one so that no byte hashes as zero
-_SPACE = ord(" ") + 1
+# one odd multiplier per character n-gram length (multiply-shift hashing of the packed bytes)
+_CHAR_MUL = tuple(_U64(k) for k in (
+    0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+    0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x87C37B91114253D5, 0x4CF5AD432745937F, 0x52DCE729DA3ED5B5))
+_SET_MUL = _U64(0x9FB21C651E98DF25)
+_KEY_FLAG = _U64(1 << 63)  # set in every set key, so that 0 marks an empty hash-table slot
+_LOW40 = _U64((1 << 40) - 1)
+_SEP = ord("\n")
+_SPACE = ord(" ")
 # byte map: ASCII letters and digits, every byte of a non-ASCII character, and the row separator are
-# kept; every other byte (punctuation, underscore, whitespace) becomes a space.
-_WORD_BYTE = np.full(256, ord(" "), dtype=np.uint8)
+# kept; every other byte (punctuation, underscore, whitespace, NUL) becomes a space.
+_WORD_BYTE = np.full(256, _SPACE, dtype=np.uint8)
 for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\n":
     _WORD_BYTE[_c] = _c
 _WORD_BYTE[128:] = np.arange(128, 256, dtype=np.uint8)
@@ -96,51 +109,68 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
+def _to_bucket(h: np.ndarray, n_buckets: int) -> np.ndarray:
+    """A well-mixed 64-bit hash -> [0, n_buckets): the top 32 bits scaled (no modulo, any n_buckets)."""
+    return ((h >> _U64(32)) * _U64(n_buckets) >> _U64(32)).view(np.int64)
+
+
 class _Text:
-    """One batch of texts as a single shifted byte array with prefix hashes."""
+    """One batch of texts as a single byte array: rows, words and their prefix hashes."""
 
     def __init__(self, texts: Sequence[str]):
         joined = " " + " \n ".join(t.lower().replace("\n", " ") for t in texts) + " "
         raw = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
         raw = _WORD_BYTE[raw]  # letters, digits, non-ASCII bytes and separators kept; the rest -> space
-        is_space = raw == ord(" ")
+        is_space = raw == _SPACE
         keep = np.ones(len(raw), dtype=bool)
         keep[1:] = ~(is_space[1:] & is_space[:-1])  # runs of spaces -> one space
         raw = raw[keep]
+        self.raw = raw
         self.n_rows = len(texts)
-        self.b = raw.astype(np.uint64) + _U64(1)
-        n = len(self.b)
-        self.pw, self.ipw = _power_tables(n + 1)
-        self.prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum(self.b * self.pw[:n], out=self.prefix[1:])
-        is_sep = raw == ord("\n")
-        self.is_sep = is_sep
+        is_sep = raw == _SEP
+        self.seps = np.flatnonzero(is_sep)
         self.row_of = np.cumsum(is_sep, dtype=np.int64)  # row index of each byte (a separator opens its row)
-        is_word = (raw != ord(" ")) & ~is_sep
+        starts = np.concatenate([[0], self.seps + 1])
+        ends = np.concatenate([self.seps, [len(raw)]])
+        self.row_len = ends - starts  # bytes of each padded row, its separator excluded
+        is_word = (raw != _SPACE) & ~is_sep
         edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
         self.word_start = np.flatnonzero(edges == 1)
         self.word_end = np.flatnonzero(edges == -1)
         self.word_row = self.row_of[self.word_start]
-        self.word_hash = self.segment_hash(self.word_start, self.word_end)
-
-    def segment_hash(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Position-independent hash of b[start:end] for each pair (vectorised)."""
-        h = (self.prefix[end] - self.prefix[start]) * self.ipw[start]
-        return _mix(h + _GRAM * (end - start).astype(np.uint64))
+        n = len(raw)
+        self.pw, self.ipw = _power_tables(n + 1)
+        b = raw[is_word].astype(np.uint64) + _U64(1)  # prefix hashes over the words' bytes only
+        prefix = np.zeros(len(b) + 1, dtype=np.uint64)
+        np.cumsum(b * self.pw[: len(b)], out=prefix[1:])
+        # word k spans [word_start, word_end) in raw; in the words-only array it starts at word_pos[k]
+        lengths = self.word_end - self.word_start
+        pos = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=pos[1:])
+        h = (prefix[pos[1:]] - prefix[pos[:-1]]) * self.ipw[pos[:-1]]
+        self.word_hash = _mix(h + _GRAM * lengths.astype(np.uint64))
 
     def word_bigrams(self) -> tuple[np.ndarray, np.ndarray]:
         same = self.word_row[1:] == self.word_row[:-1]
         h = _mix(self.word_hash[:-1] * _PAIR + self.word_hash[1:])
         return h[same], self.word_row[:-1][same]
 
-    def char_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        total = len(self.b)
-        if total < n:
-            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        m = total - n + 1  # windows start at 0..m-1; slices only, no gathers
-        h = (self.prefix[n:] - self.prefix[:m]) * self.ipw[:m] + _GRAM * _U64(n)
-        ok = (self.row_of[n - 1 :] == self.row_of[:m]) & ~self.is_sep[:m]
-        return _mix(h[ok]), self.row_of[:m][ok]
+    def packed_windows(self, hi: int):
+        """Yield (n, packed) for n = 1..hi: ``packed[p]`` holds bytes p..p+n-1 (little end first)."""
+        b = self.raw.astype(np.uint64)
+        g = b
+        for n in range(1, hi + 1):
+            if n > 1:
+                g = g[:-1] | (b[n - 1 :] << _U64(8 * (n - 1)))
+            yield n, g
+
+    def crossing(self, n: int, n_windows: int) -> np.ndarray:
+        """Window starts (of length ``n``) that contain a row separator: they belong to no row."""
+        idx = (self.seps[:, None] - np.arange(n)[None, :]).ravel()
+        return idx[(idx >= 0) & (idx < n_windows)]
+
+    def windows_per_row(self, n: int) -> np.ndarray:
+        return np.maximum(self.row_len - (n - 1), 0)
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
@@ -156,8 +186,55 @@ def _unique(a: np.ndarray) -> np.ndarray:
 
 
 def _row_key(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """(row, hash) as one uint64 key: row in the top 24 bits, 40 bits of hash."""
-    return (rows.astype(np.uint64) << _U64(40)) | (h & _U64((1 << 40) - 1))
+    """(row, value) as one uint64 key: the flag bit, the row in the next 23 bits, 40 bits of value."""
+    return _KEY_FLAG | (rows.astype(np.uint64) << _U64(40)) | (h & _LOW40)
+
+
+def _key_row(keys: np.ndarray) -> np.ndarray:
+    return ((keys & ~_KEY_FLAG) >> _U64(40)).astype(np.int64)
+
+
+class _KeySet:
+    """An exact set of uint64 keys (each with ``_KEY_FLAG`` set) answering vectorised membership
+    queries: an open-addressing table at most a quarter full, probed linearly (``np.isin`` sorts the
+    whole query array, several times slower for the millions of queries of a large batch).  At most an
+    eighth full, so that nine queries in ten end at their first slot."""
+
+    def __init__(self, keys: np.ndarray):
+        keys = np.asarray(keys, dtype=np.uint64)
+        self.bits = max(4, (8 * len(keys) - 1).bit_length())
+        self.mask = (1 << self.bits) - 1
+        table = [0] * (1 << self.bits)
+        for key, slot in zip(keys.tolist(), self._slots(keys).tolist(), strict=True):
+            while table[slot] and table[slot] != key:
+                slot = (slot + 1) & self.mask
+            table[slot] = key
+        self.table = np.array(table, dtype=np.uint64)
+        self.counts = np.bincount(_key_row(keys), minlength=1) if len(keys) else np.zeros(1, np.int64)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys * _SET_MUL) >> _U64(64 - self.bits)).astype(np.int64)
+
+    def contains(self, queries: np.ndarray) -> np.ndarray:
+        slot = self._slots(queries)
+        t = self.table[slot]
+        found = t == queries
+        idx = np.flatnonzero(~found & (t != 0))  # collided with another key: probe on
+        q, slot = queries[idx], (slot[idx] + 1) & self.mask
+        while len(idx):
+            t = self.table[slot]
+            hit = t == q
+            found[idx[hit]] = True
+            go_on = ~hit & (t != 0)
+            idx, q, slot = idx[go_on], q[go_on], (slot[go_on] + 1) & self.mask
+        return found
+
+    def distinct_per_row(self, n_rows: int) -> np.ndarray:
+        """How many keys each row (the row part of the key) has."""
+        c = np.zeros(n_rows, np.float64)
+        m = min(n_rows, len(self.counts))
+        c[:m] = self.counts[:m]
+        return c
 
 
 def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
@@ -171,24 +248,33 @@ def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
     return _mix(out)
 
 
+def _char4(t: _Text, packed4: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(row, packed 4 bytes) of every character 4-gram inside a row (exact: no hashing)."""
+    if packed4 is None:
+        packed4 = dict(t.packed_windows(4)).get(4, np.zeros(0, np.uint64))
+    ok = np.ones(len(packed4), dtype=bool)
+    ok[t.crossing(4, len(packed4))] = False
+    return t.row_of[: len(packed4)][ok], packed4[ok]
+
+
 _CONTEXT_CACHE: dict[tuple, _Context] = {}
 _CONTEXT_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
 class _Context:
-    """Hashed (row, n-gram) sets of a batch's distinct references and questions."""
+    """Sets of (row, n-gram) keys of a batch's distinct references and questions."""
 
-    ref_uni: np.ndarray
-    ref_bi: np.ndarray
-    ref_c4: np.ndarray
+    ref_uni: _KeySet
+    ref_bi: _KeySet
+    ref_c4: _KeySet
     ref_word_count: np.ndarray
-    q_uni: np.ndarray
+    q_uni: _KeySet
     question_ids: np.ndarray
 
 
 def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
-    """Word hashes of the (deduplicated) references and questions of a batch; cached, since a
+    """Word and 4-gram sets of the (deduplicated) references and questions of a batch; cached, since a
     serving process scores the same few items over and over.  Pure function of its arguments."""
     key = (refs, questions)
     hit = _CONTEXT_CACHE.get(key)
@@ -198,13 +284,13 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
         rt = _Text(refs)
         qt = _Text(questions)
         rbi_h, rbi_r = rt.word_bigrams()
-        rc4_h, rc4_r = rt.char_ngrams(4)
+        rc4_r, rc4_g = _char4(rt)
         value = _Context(
-            ref_uni=_unique(_row_key(rt.word_row, rt.word_hash)),
-            ref_bi=_unique(_row_key(rbi_r, rbi_h)),
-            ref_c4=_unique(_row_key(rc4_r, rc4_h)),
+            ref_uni=_KeySet(_unique(_row_key(rt.word_row, rt.word_hash))),
+            ref_bi=_KeySet(_unique(_row_key(rbi_r, rbi_h))),
+            ref_c4=_KeySet(_unique(_row_key(rc4_r, rc4_g))),
             ref_word_count=np.bincount(rt.word_row, minlength=len(refs)).astype(np.float64),
-            q_uni=_unique(_row_key(qt.word_row, qt.word_hash)),
+            q_uni=_KeySet(_unique(_row_key(qt.word_row, qt.word_hash))),
             question_ids=_text_ids(qt, len(questions)),
         )
     if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
@@ -219,11 +305,12 @@ def _dedupe(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(index), ids
 
 
-def _as_text_list(values, n: int, name: str) -> list[str]:
+def _as_text_list(values, n: int, name: str) -> list[str] | str:
+    """One text per response, or the one string itself when all responses share it."""
     if values is None:
-        return [""] * n
+        return ""
     if isinstance(values, str):
-        return [values] * n
+        return values
     out = []
     for v in values:
         if v is None:
@@ -237,6 +324,12 @@ def _as_text_list(values, n: int, name: str) -> list[str]:
     return out
 
 
+def _ids(values: list[str] | str, n: int) -> tuple[list[str], np.ndarray]:
+    if isinstance(values, str):
+        return [values], np.zeros(n, np.int64)
+    return _dedupe(values)
+
+
 class Featurizer:
     """Hashed n-gram bag (sparse) + overlap features.  ``transform`` output feeds the ONNX student."""
 
@@ -248,20 +341,21 @@ class Featurizer:
         use_reference: bool = True,
         cross_question: bool = False,
     ):
-        if n_buckets < 2:
-            raise ValueError("n_buckets must be at least 2")
+        if not 2 <= n_buckets < 2**31:
+            raise ValueError("n_buckets must be at least 2 (and below 2**31)")
         self.n_buckets = int(n_buckets)
         self.word_ngrams = (int(word_ngrams[0]), int(word_ngrams[1]))
         self.char_ngrams = (int(char_ngrams[0]), int(char_ngrams[1]))
         if not (1 <= self.word_ngrams[0] <= self.word_ngrams[1] <= 2):
             raise ValueError("word_ngrams must be within (1, 2)")
-        if not (1 <= self.char_ngrams[0] <= self.char_ngrams[1]) and self.char_ngrams != (0, 0):
-            raise ValueError("char_ngrams must be (lo, hi) with 1 <= lo <= hi, or (0, 0) for none")
+        if self.char_ngrams != (0, 0) and not (1 <= self.char_ngrams[0] <= self.char_ngrams[1] <= MAX_CHAR_NGRAM):
+            raise ValueError(f"char_ngrams must be (lo, hi) with 1 <= lo <= hi <= {MAX_CHAR_NGRAM}, "
+                             "or (0, 0) for none")
         self.use_reference = bool(use_reference)
         self.cross_question = bool(cross_question)
 
     # -- state -----------------------------------------------------------------------------------
-    input_names = ("row", "bucket", "weight", "dense")
+    input_names = ("bucket", "segment", "segment_weight", "dense")
 
     @property
     def n_dense(self) -> int:
@@ -276,7 +370,9 @@ class Featurizer:
             "use_reference": self.use_reference,
             "cross_question": self.cross_question,
             "dense_features": list(DENSE_NAMES),
-            "inputs": {"row": ["m"], "bucket": ["m"], "weight": ["m"], "dense": ["n", N_DENSE]},
+            "namespaces": N_NAMESPACES,
+            "inputs": {"bucket": ["m"], "segment": ["m"], "segment_weight": [f"n*{N_NAMESPACES}"],
+                       "dense": ["n", N_DENSE]},
         }
 
     @classmethod
@@ -304,8 +400,8 @@ class Featurizer:
     # -- transform -------------------------------------------------------------------------------
     def transform(self, responses: Sequence[str], questions=None, references=None) -> dict[str, np.ndarray]:
         """Features of ``responses`` (with the item's question and reference answer, one per response
-        or one string for all): ``{"row": int64 [m], "bucket": int64 [m], "weight": float32 [m],
-        "dense": float32 [n, N_DENSE]}``."""
+        or one string for all): ``{"bucket": int64 [m], "segment": int64 [m], "segment_weight": float32
+        [n * N_NAMESPACES], "dense": float32 [n, N_DENSE]}``."""
         with np.errstate(over="ignore"):
             return self._transform(responses, questions, references)
 
@@ -314,8 +410,10 @@ class Featurizer:
         import scipy.sparse as sp
 
         n = feeds["dense"].shape[0]
-        return sp.csr_matrix((feeds["weight"].astype(np.float64), (feeds["row"], feeds["bucket"])),
-                             shape=(n, self.n_buckets))
+        keep = feeds["bucket"] < self.n_buckets  # drop the sink
+        seg = feeds["segment"][keep]
+        weight = feeds["segment_weight"].astype(np.float64)[seg]
+        return sp.csr_matrix((weight, (seg // N_NAMESPACES, feeds["bucket"][keep])), shape=(n, self.n_buckets))
 
     def _transform(self, responses, questions, references) -> dict[str, np.ndarray]:
         if isinstance(responses, str):
@@ -324,89 +422,86 @@ class Featurizer:
         n = len(responses)
         nb = self.n_buckets
         if n == 0:
-            return {"row": np.zeros(0, np.int64), "bucket": np.zeros(0, np.int64),
-                    "weight": np.zeros(0, np.float32), "dense": np.zeros((0, N_DENSE), np.float32)}
-        questions = _as_text_list(questions, n, "questions")
-        references = _as_text_list(references, n, "references")
+            return {"bucket": np.zeros(0, np.int64), "segment": np.zeros(0, np.int64),
+                    "segment_weight": np.zeros(0, np.float32), "dense": np.zeros((0, N_DENSE), np.float32)}
+        uniq_q, q_id = _ids(_as_text_list(questions, n, "questions"), n)
+        uniq_ref, ref_id = _ids(_as_text_list(references, n, "references"), n)
         t = _Text(responses)
 
         buckets: list[np.ndarray] = []
-        rows: list[np.ndarray] = []
-        spaces: list[int] = []
-        ns_count = np.zeros((5, n), dtype=np.float64)  # occurrences per namespace and row
-        pow2 = nb & (nb - 1) == 0
-        modulus = _U64(nb - 1) if pow2 else _U64(nb)
+        segments: list[np.ndarray] = []
+        count = np.zeros((n, N_NAMESPACES), dtype=np.float64)  # occurrences per row and namespace
 
-        def add(h: np.ndarray, r: np.ndarray, ns: int) -> None:
-            mixed = _mix(h ^ _NS[ns])
-            buckets.append(((mixed & modulus) if pow2 else (mixed % modulus)).astype(np.int64))
-            rows.append(r)
-            spaces.append(ns)
-            ns_count[ns] += np.bincount(r, minlength=n)
+        def add(h: np.ndarray, rows: np.ndarray, ns: int) -> None:
+            buckets.append(_to_bucket(_mix(h ^ _NS[ns]), nb))
+            segments.append(rows * N_NAMESPACES + ns)
+            count[:, ns] += np.bincount(rows, minlength=n)
 
         lo, hi = self.word_ngrams
         if lo <= 1 <= hi:
-            add(t.word_hash, t.word_row, 1)
+            add(t.word_hash, t.word_row, WORDS)
         bi_h, bi_r = t.word_bigrams()
         if hi >= 2:
-            add(bi_h, bi_r, 1)
-        c4_h, c4_r = t.char_ngrams(4)
+            add(bi_h, bi_r, WORDS)
+        packed4 = None
+        clo, chi = self.char_ngrams
         if self.char_ngrams != (0, 0):
-            for k in range(self.char_ngrams[0], self.char_ngrams[1] + 1):
-                add(*((c4_h, c4_r) if k == 4 else t.char_ngrams(k)), 2)
+            char_segment = t.row_of * N_NAMESPACES + CHARS  # by window start
+            for k, g in t.packed_windows(max(chi, 4)):
+                if k == 4:
+                    packed4 = g
+                if k < clo or k > chi:
+                    continue
+                b = _to_bucket(g * _CHAR_MUL[k], nb)
+                b[t.crossing(k, len(g))] = nb  # the sink
+                buckets.append(b)
+                segments.append(char_segment[: len(g)])
+                count[:, CHARS] += t.windows_per_row(k)
 
         # Relations with the reference answer and the question (texts deduplicated: usually one per item)
-        uniq_ref, ref_id = _dedupe(references)
-        uniq_q, q_id = _dedupe(questions)
         ctx = _context(tuple(uniq_ref), tuple(uniq_q))
-        ref_uni, ref_bi, qh = ctx.ref_uni, ctx.ref_bi, ctx.question_ids
-
-        # response words keyed by their row's reference / question
         if self.use_reference:
-            w_in_ref = np.isin(_row_key(ref_id[t.word_row], t.word_hash), ref_uni)
-            b_in_ref = np.isin(_row_key(ref_id[bi_r], bi_h), ref_bi)
-            add(t.word_hash[w_in_ref], t.word_row[w_in_ref], 3)
-            add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], 3)
+            w_in_ref = ctx.ref_uni.contains(_row_key(ref_id[t.word_row], t.word_hash))
+            b_in_ref = ctx.ref_bi.contains(_row_key(ref_id[bi_r], bi_h))
+            add(t.word_hash[w_in_ref], t.word_row[w_in_ref], SHARED)
+            add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], SHARED)
         if self.cross_question:
-            add(_mix(t.word_hash * _PAIR + qh[q_id[t.word_row]]), t.word_row, 4)
+            add(_mix(t.word_hash * _PAIR + ctx.question_ids[q_id[t.word_row]]), t.word_row, CROSS)
 
-        # weight: 1/sqrt(occurrences of the namespace in the row)
         with np.errstate(divide="ignore"):
-            inv = (1.0 / np.sqrt(ns_count)).astype(np.float32)
-        weight = np.concatenate([inv[ns][r] for r, ns in zip(rows, spaces, strict=True)])
-        dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, c4_h, c4_r, n)
-        return {"row": np.concatenate(rows), "bucket": np.concatenate(buckets), "weight": weight, "dense": dense}
+            weight = np.where(count > 0, 1.0 / np.sqrt(count), 0.0).astype(np.float32).ravel()
+        dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, _char4(t, packed4), n)
+        return {"bucket": np.concatenate(buckets), "segment": np.concatenate(segments),
+                "segment_weight": weight, "dense": dense}
 
     @staticmethod
-    def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, c4_h, c4_r, n) -> np.ndarray:
+    def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4, n) -> np.ndarray:
         dense = np.zeros((n, N_DENSE), np.float64)
         n_words = np.bincount(t.word_row, minlength=n).astype(np.float64)
-        # distinct words per row, and which of them are in the reference / question (keys carry the
-        # row in their top bits and 40 bits of hash, as the reference's and question's keys do)
-        low = _U64((1 << 40) - 1)
+        # distinct words per row, and which of them are in the row's reference / question (keys carry
+        # the row; re-keyed with the reference's / question's row to look them up)
         keys = _unique(_row_key(t.word_row, t.word_hash))
-        d_row = (keys >> _U64(40)).astype(np.int64)
-        d_ref = np.isin((keys & low) | (ref_id[d_row].astype(np.uint64) << _U64(40)), ctx.ref_uni)
-        d_q = np.isin((keys & low) | (q_id[d_row].astype(np.uint64) << _U64(40)), ctx.q_uni)
+        d_row = _key_row(keys)
+        d_ref = ctx.ref_uni.contains(_row_key(ref_id[d_row], keys))
+        d_q = ctx.q_uni.contains(_row_key(q_id[d_row], keys))
         n_types = np.bincount(d_row, minlength=n).astype(np.float64)
         shared = np.bincount(d_row[d_ref], minlength=n).astype(np.float64)
         in_q = np.bincount(d_row[d_q], minlength=n).astype(np.float64)
         novel = np.bincount(d_row[~(d_ref | d_q)], minlength=n).astype(np.float64)
         bkeys = _unique(_row_key(bi_r, bi_h))
-        b_row = (bkeys >> _U64(40)).astype(np.int64)
-        b_shared = np.isin((bkeys & low) | (ref_id[b_row].astype(np.uint64) << _U64(40)), ctx.ref_bi)
-        b_shared_n = np.bincount(b_row[b_shared], minlength=n).astype(np.float64)
+        b_row = _key_row(bkeys)
+        b_shared_n = np.bincount(b_row[ctx.ref_bi.contains(_row_key(ref_id[b_row], bkeys))],
+                                 minlength=n).astype(np.float64)
         n_ref = len(ctx.ref_word_count)
-        ref_types = np.bincount((ctx.ref_uni >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
-        ref_bi_types = np.bincount((ctx.ref_bi >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
-        ref_c4_types = np.bincount((ctx.ref_c4 >> _U64(40)).astype(np.int64), minlength=n_ref).astype(np.float64)
-        rt_n, rb_n, rc_n = ref_types[ref_id], ref_bi_types[ref_id], ref_c4_types[ref_id]
+        rt_n = ctx.ref_uni.distinct_per_row(n_ref)[ref_id]
+        rb_n = ctx.ref_bi.distinct_per_row(n_ref)[ref_id]
+        rc_n = ctx.ref_c4.distinct_per_row(n_ref)[ref_id]
         # distinct character 4-grams of each response, and how many of them the reference has
-        ckeys = _unique(_row_key(c4_r, c4_h))
-        c_row = (ckeys >> _U64(40)).astype(np.int64)
+        ckeys = _unique(_row_key(*char4))
+        c_row = _key_row(ckeys)
         c_types = np.bincount(c_row, minlength=n).astype(np.float64)
-        c_in_ref = np.isin((ckeys & _U64((1 << 40) - 1)) | (ref_id[c_row].astype(np.uint64) << _U64(40)), ctx.ref_c4)
-        c_shared = np.bincount(c_row[c_in_ref], minlength=n).astype(np.float64)
+        c_shared = np.bincount(c_row[ctx.ref_c4.contains(_row_key(ref_id[c_row], ckeys))],
+                               minlength=n).astype(np.float64)
         safe = np.maximum
         dense[:, 0] = np.where(rt_n > 0, shared / safe(rt_n, 1), 0.0)
         dense[:, 1] = shared / safe(n_types, 1)

@@ -5,8 +5,9 @@ Export (``distillation.student``), the teacher, the artifact checks and the scor
 so a model that passes ``validate`` is one the scorer can serve.  numpy + onnxruntime only.
 
 Inputs (the featuriser's output, ``distillation.features``):
-  ``row`` int64 [m], ``bucket`` int64 [m], ``weight`` float32 [m]: the sparse bag, one entry per n-gram;
-  ``dense`` float32 [n, D]: overlap and length features.
+  ``bucket`` int64 [m] and ``segment`` int64 [m]: the sparse bag, one entry per n-gram occurrence, its
+  segment = answer * N_NAMESPACES + namespace; ``segment_weight`` float32 [n * N_NAMESPACES]: the weight of
+  each segment; ``dense`` float32 [n, D]: overlap and length features.
 Outputs:
   ``probabilities`` float32 [n, K]: calibrated probability of each rubric level (rows sum to 1);
   ``level`` int64 [n]: the decoded level index (QWK-fitted cut-points), what a score is;
@@ -22,7 +23,7 @@ import numpy as np
 
 OPSET = 17
 IR_VERSION = 8
-INPUTS = ("row", "bucket", "weight", "dense")
+INPUTS = ("bucket", "segment", "segment_weight", "dense")
 OUTPUTS = ("probabilities", "level", "score")
 PROBABILITIES, LEVEL, SCORE = OUTPUTS
 PARITY_LIMIT = 1e-4

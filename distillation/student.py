@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from distillation import onnx_contract as oc
 from distillation import ordinal
+from distillation.features import N_NAMESPACES
 
 
 @dataclass
@@ -119,7 +120,8 @@ class LinearStudent:
         k = len(self.classes_)
         f32 = np.float32
         inits = [
-            numpy_helper.from_array(self.coef_bag_.astype(f32), "w_bag"),
+            # the bag weights, plus a last bucket of weight 0: the featuriser's sink
+            numpy_helper.from_array(np.append(self.coef_bag_, 0.0).astype(f32), "w_bag"),
             numpy_helper.from_array(self.coef_dense_.astype(f32).reshape(-1, 1), "w_dense"),
             numpy_helper.from_array(np.array([self.intercept_], f32), "bias"),
             numpy_helper.from_array(self.cuts_.astype(f32).reshape(1, -1), "cuts"),
@@ -129,17 +131,18 @@ class LinearStudent:
             numpy_helper.from_array(np.array([-1], np.int64), "minus_one_i"),
             numpy_helper.from_array(np.array([k + 1], np.int64), "k_plus_1"),
             numpy_helper.from_array(np.array([-1, 1], np.int64), "col_shape"),
+            numpy_helper.from_array(np.array([-1, N_NAMESPACES], np.int64), "segment_shape"),
         ]
         node = helper.make_node
         nodes = [
-            # bag: sum over each answer's entries of w_bag[bucket] * weight
-            node("Gather", ["w_bag", "bucket"], ["w_entry"]),
-            node("Mul", ["w_entry", "weight"], ["contrib"]),
-            node("Shape", ["dense"], ["dense_shape"]),
-            node("Slice", ["dense_shape", "zero_i", "one_i"], ["n"]),
-            node("ConstantOfShape", ["n"], ["zeros_n"],
-                 value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0.0])),
-            node("ScatterElements", ["zeros_n", "row", "contrib"], ["bag_sum"], axis=0, reduction="add"),
+            # bag: per (answer, namespace) segment, segment_weight * the sum of its entries' w_bag[bucket]
+            # (GatherElements: several times faster than Gather in onnxruntime for a 1-D lookup)
+            node("GatherElements", ["w_bag", "bucket"], ["w_entry"], axis=0),
+            node("Mul", ["segment_weight", "zero_f"], ["zeros_s"]),
+            node("ScatterElements", ["zeros_s", "segment", "w_entry"], ["segment_sum"], axis=0, reduction="add"),
+            node("Mul", ["segment_sum", "segment_weight"], ["segment_value"]),
+            node("Reshape", ["segment_value", "segment_shape"], ["segment_2d"]),
+            node("ReduceSum", ["segment_2d", "one_i"], ["bag_sum"], keepdims=0),
             node("MatMul", ["dense", "w_dense"], ["dense_col"]),
             node("Reshape", ["dense_col", "minus_one_i"], ["dense_sum"]),
             node("Add", ["bag_sum", "dense_sum"], ["f0"]),
@@ -167,8 +170,9 @@ class LinearStudent:
         vi = helper.make_tensor_value_info
         graph = helper.make_graph(
             nodes, "kdgrade_student",
-            [vi("row", TensorProto.INT64, ["m"]), vi("bucket", TensorProto.INT64, ["m"]),
-             vi("weight", TensorProto.FLOAT, ["m"]), vi("dense", TensorProto.FLOAT, ["n", len(self.coef_dense_)])],
+            [vi("bucket", TensorProto.INT64, ["m"]), vi("segment", TensorProto.INT64, ["m"]),
+             vi("segment_weight", TensorProto.FLOAT, ["s"]),
+             vi("dense", TensorProto.FLOAT, ["n", len(self.coef_dense_)])],
             [vi(oc.PROBABILITIES, TensorProto.FLOAT, ["n", k]), vi(oc.LEVEL, TensorProto.INT64, ["n"]),
              vi(oc.SCORE, TensorProto.FLOAT, ["n"])],
             inits,

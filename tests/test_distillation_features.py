@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillation.features import N_DENSE, Featurizer
+from distillation.features import N_DENSE, N_NAMESPACES, Featurizer
 
 pytestmark = pytest.mark.ml
 
@@ -32,13 +32,16 @@ def bag(fz, out):
 def test_shapes_dtypes_and_names():
     fz = Featurizer(n_buckets=1024)
     out = fz.transform(RESPONSES, QUESTION, REFERENCE)
-    assert tuple(out) == fz.input_names == ("row", "bucket", "weight", "dense")
-    m = len(out["row"])
-    assert out["bucket"].shape == out["weight"].shape == (m,) and m > 0
-    assert out["row"].dtype == out["bucket"].dtype == np.int64 and out["weight"].dtype == np.float32
-    assert out["bucket"].min() >= 0 and out["bucket"].max() < 1024 and out["row"].max() < len(RESPONSES)
+    assert tuple(out) == fz.input_names == ("bucket", "segment", "segment_weight", "dense")
+    m = len(out["bucket"])
+    assert out["segment"].shape == (m,) and m > 0
+    assert out["segment"].dtype == out["bucket"].dtype == np.int64 and out["segment_weight"].dtype == np.float32
+    # buckets in range, plus the sink (index n_buckets) for character windows that cross two answers
+    assert out["bucket"].min() >= 0 and out["bucket"].max() == 1024
+    assert out["segment"].max() < len(RESPONSES) * N_NAMESPACES
+    assert out["segment_weight"].shape == (len(RESPONSES) * N_NAMESPACES,)
     assert out["dense"].shape == (5, N_DENSE) and out["dense"].dtype == np.float32
-    assert np.all(np.isfinite(out["weight"])) and np.all(np.isfinite(out["dense"]))
+    assert np.all(np.isfinite(out["segment_weight"])) and np.all(np.isfinite(out["dense"]))
     b = bag(fz, out)
     assert b[2].sum() == 0  # the empty answer has no n-grams
     assert b[0].sum() > 0
@@ -49,7 +52,8 @@ def test_shapes_dtypes_and_names():
 def test_buckets_need_not_be_a_power_of_two():
     fz = Featurizer(n_buckets=49152)
     out = fz.transform(RESPONSES, QUESTION, REFERENCE)
-    assert out["bucket"].max() < 49152 and out["bucket"].max() >= 32768  # the upper third is used too
+    used = out["bucket"][out["bucket"] < 49152]
+    assert used.max() >= 32768  # the upper third is used too
 
 
 def test_rows_do_not_depend_on_the_batch():
@@ -89,6 +93,19 @@ def test_hash_is_stable_across_versions():
     assert digest == FINGERPRINT
 
 
+def test_key_set_answers_exactly_what_isin_answers():
+    from distillation.features import _KEY_FLAG, _KeySet
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**40, 3000, dtype=np.uint64)) | _KEY_FLAG
+    # queries: every key, keys with one bit flipped, and random misses; the table is an eighth full,
+    # so many queries land on an occupied slot of another key and have to probe on
+    queries = np.concatenate([keys, keys ^ np.uint64(1), rng.integers(0, 2**40, 20000, dtype=np.uint64) | _KEY_FLAG])
+    got = _KeySet(keys).contains(queries)
+    np.testing.assert_array_equal(got, np.isin(queries, keys))
+    assert got[: len(keys)].all() and not _KeySet(keys[:0]).contains(queries).any()
+
+
 def test_question_and_reference_change_the_features():
     fz = Featurizer(n_buckets=1024, cross_question=True)
     a = fz.transform(RESPONSES, QUESTION, REFERENCE)
@@ -116,4 +133,4 @@ def test_serving_modules_import_no_training_stack():
     assert res.stdout.strip() == "True"
 
 
-FINGERPRINT = "a27d1fcdb7eb210a8a97e26e1685bebc6246a58995d3dcd71f0f4e805b0e24e3"
+FINGERPRINT = "84f371af740fe2c711fe1c0a489fa4bd6463cfe3ddaa71a220f63359f68e31fd"

@@ -29,7 +29,8 @@ w = {t.name: numpy_helper.to_array(t) for t in onnx.load(f"{version_dir}/model.o
 fz = Featurizer.from_state(json.load(open(f"{version_dir}/featurizer.json")))
 labels = json.load(open(f"{version_dir}/manifest.json"))["labels"]
 st = LinearStudent()
-st.coef_bag_, st.coef_dense_ = w["w_bag"].astype(float), w["w_dense"].ravel().astype(float)
+assert w["w_bag"][-1] == 0  # the sink bucket
+st.coef_bag_, st.coef_dense_ = w["w_bag"][:-1].astype(float), w["w_dense"].ravel().astype(float)
 st.intercept_ = float(w["bias"][0])
 st.set_decoding(labels, w["cuts"].ravel().astype(float), float(w["scale"][0]))
 n = len(payload["responses"])
