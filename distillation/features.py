@@ -156,13 +156,17 @@ class _Text:
         return h[same], self.word_row[:-1][same]
 
     def packed_windows(self, hi: int):
-        """Yield (n, packed) for n = 1..hi: ``packed[p]`` holds bytes p..p+n-1 (little end first)."""
+        """Yield (n, packed) for n = 1..hi: ``packed[p]`` holds bytes p..p+n-1 (little end first).  Each
+        array is a view of one buffer updated in place: use it before asking for the next."""
         b = self.raw.astype(np.uint64)
-        g = b
+        g = b.copy()
+        shifted = np.empty_like(b)
         for n in range(1, hi + 1):
-            if n > 1:
-                g = g[:-1] | (b[n - 1 :] << _U64(8 * (n - 1)))
-            yield n, g
+            size = max(len(b) - n + 1, 0)
+            if n > 1 and size:
+                np.left_shift(b[n - 1 :], _U64(8 * (n - 1)), out=shifted[:size])
+                np.bitwise_or(g[:size], shifted[:size], out=g[:size])
+            yield n, g[:size]
 
     def crossing(self, n: int, n_windows: int) -> np.ndarray:
         """Window starts (of length ``n``) that contain a row separator: they belong to no row."""
@@ -213,7 +217,7 @@ class _KeySet:
         self.counts = np.bincount(_key_row(keys), minlength=1) if len(keys) else np.zeros(1, np.int64)
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
-        return ((keys * _SET_MUL) >> _U64(64 - self.bits)).astype(np.int64)
+        return ((keys * _SET_MUL) >> _U64(64 - self.bits)).view(np.int64)
 
     def contains(self, queries: np.ndarray) -> np.ndarray:
         slot = self._slots(queries)
@@ -248,13 +252,28 @@ def _text_ids(qt: _Text, n_texts: int) -> np.ndarray:
     return _mix(out)
 
 
-def _char4(t: _Text, packed4: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(row, packed 4 bytes) of every character 4-gram inside a row (exact: no hashing)."""
+_NO_KEY = _U64((1 << 64) - 1)  # never a real key (its 4-gram would hold byte 0xFF, never in UTF-8)
+
+
+def _char4_keys(t: _Text, packed4: np.ndarray | None = None) -> np.ndarray:
+    """Sorted distinct (row, character 4-gram) keys of the 4-grams inside each row (exact: the 4 bytes
+    themselves, no hashing).  ``packed4``: the packed 4-byte windows, when the caller has them."""
     if packed4 is None:
-        packed4 = dict(t.packed_windows(4)).get(4, np.zeros(0, np.uint64))
-    ok = np.ones(len(packed4), dtype=bool)
-    ok[t.crossing(4, len(packed4))] = False
-    return t.row_of[: len(packed4)][ok], packed4[ok]
+        packed4 = np.zeros(0, np.uint64)
+        for k, g in t.packed_windows(4):
+            if k == 4:
+                packed4 = g
+    keys = _row_key(t.row_of[: len(packed4)], packed4)
+    keys[t.crossing(4, len(keys))] = _NO_KEY  # windows across two rows: sorted last, dropped
+    keys = _unique(keys)
+    return keys[:-1] if len(keys) and keys[-1] == _NO_KEY else keys
+
+
+def _rekey(keys: np.ndarray, rows: np.ndarray, ids: np.ndarray, n_texts: int) -> np.ndarray:
+    """Row keys of a response re-keyed with the row of its reference / question (``ids[row]``)."""
+    if n_texts == 1:  # one reference (or question) for the whole batch: its row is 0
+        return (keys & _LOW40) | _KEY_FLAG
+    return _row_key(ids[rows], keys)
 
 
 _CONTEXT_CACHE: dict[tuple, _Context] = {}
@@ -284,11 +303,10 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
         rt = _Text(refs)
         qt = _Text(questions)
         rbi_h, rbi_r = rt.word_bigrams()
-        rc4_r, rc4_g = _char4(rt)
         value = _Context(
             ref_uni=_KeySet(_unique(_row_key(rt.word_row, rt.word_hash))),
             ref_bi=_KeySet(_unique(_row_key(rbi_r, rbi_h))),
-            ref_c4=_KeySet(_unique(_row_key(rc4_r, rc4_g))),
+            ref_c4=_KeySet(_char4_keys(rt)),
             ref_word_count=np.bincount(rt.word_row, minlength=len(refs)).astype(np.float64),
             q_uni=_KeySet(_unique(_row_key(qt.word_row, qt.word_hash))),
             question_ids=_text_ids(qt, len(questions)),
@@ -428,13 +446,13 @@ class Featurizer:
         uniq_ref, ref_id = _ids(_as_text_list(references, n, "references"), n)
         t = _Text(responses)
 
-        buckets: list[np.ndarray] = []
-        segments: list[np.ndarray] = []
+        # blocks of entries, in this order: word n-grams, character n-grams (a length: written last,
+        # straight into the output), shared words, words x question
+        blocks: list[tuple[np.ndarray, np.ndarray] | int] = []
         count = np.zeros((n, N_NAMESPACES), dtype=np.float64)  # occurrences per row and namespace
 
         def add(h: np.ndarray, rows: np.ndarray, ns: int) -> None:
-            buckets.append(_to_bucket(_mix(h ^ _NS[ns]), nb))
-            segments.append(rows * N_NAMESPACES + ns)
+            blocks.append((_to_bucket(_mix(h ^ _NS[ns]), nb), rows * N_NAMESPACES + ns))
             count[:, ns] += np.bincount(rows, minlength=n)
 
         lo, hi = self.word_ngrams
@@ -443,19 +461,10 @@ class Featurizer:
         bi_h, bi_r = t.word_bigrams()
         if hi >= 2:
             add(bi_h, bi_r, WORDS)
-        packed4 = None
         clo, chi = self.char_ngrams
         if self.char_ngrams != (0, 0):
-            char_segment = t.row_of * N_NAMESPACES + CHARS  # by window start
-            for k, g in t.packed_windows(max(chi, 4)):
-                if k == 4:
-                    packed4 = g
-                if k < clo or k > chi:
-                    continue
-                b = _to_bucket(g * _CHAR_MUL[k], nb)
-                b[t.crossing(k, len(g))] = nb  # the sink
-                buckets.append(b)
-                segments.append(char_segment[: len(g)])
+            for k in range(clo, chi + 1):
+                blocks.append(k)
                 count[:, CHARS] += t.windows_per_row(k)
 
         # Relations with the reference answer and the question (texts deduplicated: usually one per item)
@@ -468,39 +477,64 @@ class Featurizer:
         if self.cross_question:
             add(_mix(t.word_hash * _PAIR + ctx.question_ids[q_id[t.word_row]]), t.word_row, CROSS)
 
+        sizes = [len(b[0]) if isinstance(b, tuple) else max(len(t.raw) - b + 1, 0) for b in blocks]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        bucket = np.empty(offsets[-1], np.int64)
+        segment = np.empty(offsets[-1], np.int64)
+        for block, at in zip(blocks, offsets, strict=False):
+            if isinstance(block, tuple):
+                bucket[at : at + len(block[0])], segment[at : at + len(block[1])] = block
+        char4 = None
+        if self.char_ngrams != (0, 0):
+            char_segment = t.row_of * N_NAMESPACES + CHARS  # by window start
+            at = offsets[blocks.index(clo)]
+            for k, g in t.packed_windows(max(chi, 4)):
+                if k == 4:
+                    char4 = _char4_keys(t, g)  # before the buffer moves on to 5-grams
+                if not clo <= k <= chi:
+                    continue
+                size = len(g)
+                out = bucket[at : at + size].view(np.uint64)  # = _to_bucket(g * _CHAR_MUL[k], nb), in place
+                np.multiply(g, _CHAR_MUL[k], out=out)
+                np.right_shift(out, _U64(32), out=out)
+                np.multiply(out, _U64(nb), out=out)
+                np.right_shift(out, _U64(32), out=out)
+                out[t.crossing(k, size)] = nb  # the sink
+                segment[at : at + size] = char_segment[:size]
+                at += size
+
         with np.errstate(divide="ignore"):
             weight = np.where(count > 0, 1.0 / np.sqrt(count), 0.0).astype(np.float32).ravel()
-        dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, _char4(t, packed4), n)
-        return {"bucket": np.concatenate(buckets), "segment": np.concatenate(segments),
-                "segment_weight": weight, "dense": dense}
+        dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4 if char4 is not None else _char4_keys(t), n)
+        return {"bucket": bucket, "segment": segment, "segment_weight": weight, "dense": dense}
 
     @staticmethod
-    def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4, n) -> np.ndarray:
+    def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4: np.ndarray, n) -> np.ndarray:
         dense = np.zeros((n, N_DENSE), np.float64)
         n_words = np.bincount(t.word_row, minlength=n).astype(np.float64)
         # distinct words per row, and which of them are in the row's reference / question (keys carry
         # the row; re-keyed with the reference's / question's row to look them up)
         keys = _unique(_row_key(t.word_row, t.word_hash))
         d_row = _key_row(keys)
-        d_ref = ctx.ref_uni.contains(_row_key(ref_id[d_row], keys))
-        d_q = ctx.q_uni.contains(_row_key(q_id[d_row], keys))
+        n_ref = len(ctx.ref_word_count)
+        d_ref = ctx.ref_uni.contains(_rekey(keys, d_row, ref_id, n_ref))
+        d_q = ctx.q_uni.contains(_rekey(keys, d_row, q_id, len(ctx.question_ids)))
         n_types = np.bincount(d_row, minlength=n).astype(np.float64)
         shared = np.bincount(d_row[d_ref], minlength=n).astype(np.float64)
         in_q = np.bincount(d_row[d_q], minlength=n).astype(np.float64)
         novel = np.bincount(d_row[~(d_ref | d_q)], minlength=n).astype(np.float64)
         bkeys = _unique(_row_key(bi_r, bi_h))
         b_row = _key_row(bkeys)
-        b_shared_n = np.bincount(b_row[ctx.ref_bi.contains(_row_key(ref_id[b_row], bkeys))],
+        b_shared_n = np.bincount(b_row[ctx.ref_bi.contains(_rekey(bkeys, b_row, ref_id, n_ref))],
                                  minlength=n).astype(np.float64)
-        n_ref = len(ctx.ref_word_count)
         rt_n = ctx.ref_uni.distinct_per_row(n_ref)[ref_id]
         rb_n = ctx.ref_bi.distinct_per_row(n_ref)[ref_id]
         rc_n = ctx.ref_c4.distinct_per_row(n_ref)[ref_id]
         # distinct character 4-grams of each response, and how many of them the reference has
-        ckeys = _unique(_row_key(*char4))
+        ckeys = char4
         c_row = _key_row(ckeys)
         c_types = np.bincount(c_row, minlength=n).astype(np.float64)
-        c_shared = np.bincount(c_row[ctx.ref_c4.contains(_row_key(ref_id[c_row], ckeys))],
+        c_shared = np.bincount(c_row[ctx.ref_c4.contains(_rekey(ckeys, c_row, ref_id, n_ref))],
                                minlength=n).astype(np.float64)
         safe = np.maximum
         dense[:, 0] = np.where(rt_n > 0, shared / safe(rt_n, 1), 0.0)
