@@ -47,6 +47,39 @@ def result_cells(result: services.AnswerScore, levels: list[int]) -> list[object
     ]
 
 
+def _cells(rows: list[list[str]], index: int | None, default: str) -> list[str]:
+    """Each row's cell in column `index`, or `default` where it is empty or there is no such column."""
+    if index is None:
+        return [default] * len(rows)
+    return [row[index] or default for row in rows]
+
+
+def write_scored(
+    path: Path, fieldnames: list[str], rows: list[list[str]], results: list[services.AnswerScore], levels: set[int]
+) -> None:
+    """The input's columns, then predicted_score, confidence, flags (unless the input has them: then they
+    are overwritten) and p_<level> per level, as csv.DictWriter wrote the rows' dicts updated with them."""
+    order = sorted(levels)
+    columns = [c for c in RESULT_COLUMNS if c not in fieldnames] + [f"p_{lv}" for lv in order]
+    header = [*fieldnames, *columns]
+    # Where each output cell comes from, in [*input cells, *result_cells]: a result column's name takes
+    # the result, any other name the input's last cell of that name.
+    computed = {name: len(fieldnames) + k for k, name in enumerate([*RESULT_COLUMNS, *(f"p_{lv}" for lv in order)])}
+    last = {name: i for i, name in enumerate(fieldnames)}
+    source = [computed[name] if name in computed else last[name] for name in header]
+    plain = source == list(range(len(header)))
+    repeated = [j for j, name in enumerate(header) if name in REPEATED_COLUMNS and source[j] < len(fieldnames)]
+
+    def cells() -> Iterable[list[object]]:
+        for row, r in zip(rows, results, strict=True):
+            out = row + result_cells(r, order)
+            yield out if plain else [out[s] for s in source]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        write_rows(handle, header, cells(), repeated)
+
+
 class _Sink:
     """A file-like target whose write returns the text: csv.writer.writerow then returns its line."""
 
@@ -136,7 +169,7 @@ class Command(BaseCommand):
         item_col = col.get("item_id")
         for i, row in enumerate(rows):
             groups[row[item_col] if item_col is not None else ""].append(i)
-        results: list[services.AnswerScore | None] = [None] * len(rows)
+        by_row: dict[int, services.AnswerScore] = {}
         levels: set[int] = set()
         response_col, question_col, reference_col = col["response"], col.get("question"), col.get("reference_answer")
         for item_id, idx in groups.items():
@@ -160,34 +193,15 @@ class Command(BaseCommand):
                 scored = services.score_with_model(
                     model,
                     [row[response_col] for row in part],
-                    question=[row[question_col] or item_q for row in part] if question_col is not None
-                    else [item_q] * len(part),
-                    reference=[row[reference_col] or item_ref for row in part] if reference_col is not None
-                    else [item_ref] * len(part),
+                    question=_cells(part, question_col, item_q),
+                    reference=_cells(part, reference_col, item_ref),
                     language=item.language if item else "en",
                     confidence_threshold=item.confidence_threshold if item else None,
                     version=version,
                 )
-                for i, r in zip(idx[start : start + CHUNK], scored, strict=True):
-                    results[i] = r
+                by_row.update(zip(idx[start : start + CHUNK], scored, strict=True))
 
-        order = sorted(levels)
-        columns = [c for c in RESULT_COLUMNS if c not in fieldnames] + [f"p_{lv}" for lv in order]
-        header = [*fieldnames, *columns]
-        # Where each output cell comes from, in [*input cells, *result_cells]: a result column replaces an
-        # input column of the same name; other names take the input's (last) cell of that name.
-        computed = {name: len(fieldnames) + k for k, name in enumerate([*RESULT_COLUMNS, *(f"p_{lv}" for lv in order)])}
-        source = [computed.get(name, col.get(name, -1)) for name in header]
-        plain = source == list(range(len(header)))
-        repeated = [j for j, name in enumerate(header) if name in REPEATED_COLUMNS and source[j] < len(fieldnames)]
+        results = [by_row[i] for i in range(len(rows))]
+        write_scored(out, fieldnames, rows, results, levels)
         n_flagged = sum(bool(r.flags) for r in results)
-
-        def out_rows() -> Iterable[list[object]]:
-            for row, r in zip(rows, results, strict=True):
-                cells = row + result_cells(r, order)
-                yield cells if plain else [cells[s] for s in source]
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            write_rows(handle, header, out_rows(), repeated)
         self.stdout.write(f"scored {len(rows)} row(s) into {out} ({n_flagged} flagged for review)")
