@@ -4,10 +4,12 @@ of check_batch on a bulk CSV (one question string per row, as score_csv passes t
     git show 3e46efb:scoring/flags.py > /tmp/flags_old.py
     taskset -c 1 .venv/bin/python bench/flags_speed.py --old /tmp/flags_old.py [--time BULK.csv]
 
-Compared: every response of every CSV under --datasets and of the demo CSV with its row's question, and every crafted
-non-answer (bench/scoring_crafted_non_answers.json) with the demo question; each in the items'
-languages en, es, de, zh and an unknown code, through check_response and check_batch.  Exits 1 on
-any difference.  Timing: median of 3 runs of check_batch over the --time CSV, word caches cleared first.
+Compared: every response of every CSV under --datasets and of the demo CSV with its row's question, every
+crafted non-answer (bench/scoring_crafted_non_answers.json) with the demo question, and mutations of
+real answers (upper-, title- and mixed-cased, shuffled, repeated, cut short, run together, question
+copies cut at random, question and answer spliced); each in the items' languages en, es, de, zh and
+an unknown code, through check_response and check_batch.  Exits 1 on any difference.
+Timing: median of 3 runs of check_batch over the --time CSV, word caches cleared first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import csv
 import importlib.util
 import json
+import random
 import statistics
 import sys
 import time
@@ -51,7 +54,37 @@ def cases(datasets: Path) -> list[tuple[str, list[str], list[str]]]:
     crafted = json.loads((ROOT / "bench" / "scoring_crafted_non_answers.json").read_text(encoding="utf-8"))
     texts = [t for kind, values in crafted.items() if kind != "_about" for t in values]
     out.append(("scoring_crafted_non_answers.json", texts, [question] * len(texts)))
+    out.append(("mutations", *mutations(out)))
     return out
+
+
+def mutations(sources: list[tuple[str, list[str], list[str]]], per_file: int = 2000) -> tuple[list[str], list[str]]:
+    """Variants of real answers and of their questions that reach the rules' edges."""
+    rng = random.Random(0)
+    texts: list[str] = []
+    questions: list[str] = []
+    for _, responses, qs in sources:
+        for i in rng.sample(range(len(responses)), min(per_file, len(responses))):
+            answer, question = responses[i], qs[i]
+            words = answer.split()
+            q_words = question.split()
+            cut = rng.randrange(1, max(2, len(q_words)))
+            start = rng.randrange(0, max(1, len(q_words) - cut))
+            variants = [
+                answer.upper(),
+                answer.title(),
+                "".join(c.upper() if rng.random() < 0.3 else c for c in answer),
+                " ".join(rng.sample(words, len(words))),
+                " ".join([answer] * 3),
+                " ".join(words[: rng.randrange(1, 8)]),
+                "".join(words[:6]),
+                " ".join(q_words[start : start + cut]),
+                " ".join(q_words[start : start + cut] + words[: rng.randrange(0, 6)]),
+                " ".join(w for w in words if len(w) > 3),
+            ]
+            texts += variants
+            questions += [question] * len(variants)
+    return texts, questions
 
 
 def compare(old: ModuleType, datasets: Path) -> int:
