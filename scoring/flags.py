@@ -434,7 +434,8 @@ def _surely_clean(text: str, question: QuestionIndex | None, lang: _FastLanguage
     if not _plausible.issuperset(types) and any(_implausible(t) for t in types.difference(_plausible)):
         return False
     # keyword_list's repetition rule (the no-function-word rule needs own_types empty): it needs few
-    # distinct content words.  Its bound uses the function-word count, at least len(own_types).
+    # distinct content words, at most 0.35 * (n - function-word occurrences) <= 0.35 * (n - len(own_types));
+    # the occurrences are counted only when the second bound does not rule it out.
     others = len(types) - len(own_types)
     if 2 * others < n:
         content = others - len(lang.one_letter.intersection(types))
