@@ -23,8 +23,8 @@ What is measured:
   with one answer per request, rotating over 36 real answers; `store` true (the default: a submission
   and its score are written, one transaction) and false.  wrk with N keep-alive connections for D
   seconds (default 8 connections, 10 s) after a warm-up; errors = socket errors + non-2xx responses.
-- Batches of 256+ answers compute their flags in a helper process (scoring.services.PROCESS_MIN_BATCH):
-  the in-process batched figure includes that.
+- The flags are computed in process, before the featuriser runs (no helper process or thread): the
+  in-process figures include them.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 
 EMPTY = "empty"
 TOO_SHORT = "too_short"
@@ -193,13 +194,39 @@ def _trigrams(tokens: list[str]) -> set[tuple[str, str, str]]:
 class QuestionIndex:
     """The question's words and word trigrams, computed once per item and reused for every answer."""
 
-    __slots__ = ("text", "trigrams", "words")
+    __slots__ = ("min_shared", "text", "trigrams", "words")
 
     def __init__(self, question: str) -> None:
         self.text = question
         tokens = words(question)
         self.words = frozenset(tokens)
         self.trigrams = frozenset(_trigrams(tokens))
+        # The fewest shared trigrams a copy needs (see _is_copy: at least 3, and COPY_MIN_COVERAGE of the
+        # question's or COPY_LONG_TRIGRAMS); 0 for a question of 2 trigrams or fewer (no such bound).
+        self.min_shared = 0
+        if len(self.trigrams) > 2:
+            self.min_shared = next(
+                s for s in range(3, COPY_LONG_TRIGRAMS + 1)
+                if s / len(self.trigrams) >= COPY_MIN_COVERAGE or s >= COPY_LONG_TRIGRAMS
+            )
+
+    def may_be_copied(self, tokens: list[str], new_words: int) -> bool:
+        """False when the answer (`new_words`: its distinct words not in the question) cannot be a copy
+        (see _is_copy), shown without its trigrams."""
+        if not self.min_shared:
+            return True
+        # Each shared trigram is at least one window of three question words in a row: one bit per word
+        # (1: a question word), a window is three adjacent 1 bits.
+        bits = int(bytes(map(self.words.__contains__, tokens)).translate(_BIT_DIGITS), 2)
+        windows = (bits & (bits >> 1) & (bits >> 2)).bit_count()
+        if windows < self.min_shared:
+            return False
+        # Each new word puts at least one trigram outside the question, three at most share one: the
+        # share of the answer's trigrams found in the question is at most this.
+        return windows / (windows + -(-new_words // 3)) >= COPY_MIN_CONTAINMENT
+
+
+_BIT_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 _question_cache: dict[str, QuestionIndex] = {}
@@ -214,7 +241,7 @@ def question_index(question: str) -> QuestionIndex:
     return index
 
 
-def _is_copy(tokens: list[str], types: Counter[str], question: QuestionIndex) -> bool:
+def _is_copy(tokens: list[str], types: Counter[str] | set[str], question: QuestionIndex) -> bool:
     if len(tokens) < COPY_MIN_WORDS or not question.words:
         return False
     if 2 * len(question.words.intersection(types)) < len(types):  # mostly the answer's own words
@@ -300,18 +327,30 @@ def _one_letter(types: set[str], ascii_text: bool) -> int:
 
 def check_response(response: str, *, question: str = "", language: str = "en") -> list[str]:
     """Flag codes for one answer (before the model runs), in a fixed order; [] when it looks scorable."""
+    return _check(response, question_index(question) if question else None, base_language(language))
+
+
+def _check(response: str, question: QuestionIndex | None, language: str) -> list[str]:
+    """check_response with the question indexed and the language code reduced (see base_language)."""
     text = response.strip()
     if not text:
         return [EMPTY]
     if len(text) < 8 and sum(1 for c in text if c.isalnum()) < MIN_ALNUM_CHARS:
         return [TOO_SHORT]
+    fast = _FAST_LANGUAGES.get(language)
+    if fast is not None and text.isascii() and _surely_clean(text, question, fast):
+        return []
+    return _rules(text, question, language)
+
+
+def _rules(text: str, question: QuestionIndex | None, language: str) -> list[str]:
+    """Every rule, for a stripped answer that is neither empty nor too short."""
     flags: list[str] = []
     originals, tokens = tokenize(text)
     n = len(tokens)
     counts = Counter(tokens)
     if n > MAX_WORDS or len(text) > MAX_CHARS:
         flags.append(TOO_LONG)
-    language = base_language(language)
     own = STOPWORDS.get(language, _EMPTY_SET)
     own_types = own.intersection(counts)
     own_hits = sum(map(counts.__getitem__, own_types))
@@ -325,7 +364,7 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
         hits = {language: own_hits}
     if _wrong_language(text, n, language, hits):
         flags.append(WRONG_LANGUAGE)
-    if question and _is_copy(tokens, counts, question_index(question)):
+    if question is not None and _is_copy(tokens, counts, question):
         flags.append(COPY_OF_QUESTION)
     # Letter-shape rules are for Latin-script items, and for text in the item's language; digits only
     # ("100") is left alone: a number can be the answer.
@@ -343,7 +382,73 @@ def check_response(response: str, *, question: str = "", language: str = "en") -
     return flags
 
 
+class _FastLanguage:
+    """Per-language sets for _surely_clean."""
+
+    __slots__ = ("foreign", "one_letter", "own")
+
+    def __init__(self, language: str) -> None:
+        self.own = STOPWORDS[language]
+        self.foreign = _STOP_KEYS - self.own  # other languages' function words
+        self.one_letter = _ASCII_ONE_LETTER - self.own  # one-letter words that are not function words
+
+
+def _surely_clean(text: str, question: QuestionIndex | None, lang: _FastLanguage) -> bool:
+    """True when no rule can flag this ASCII answer (stripped, neither empty nor too short), shown with
+    cheap necessary conditions of each rule; False when that is not shown (then _rules decides).
+
+    Most real answers are plain text in the item's language, and proving that no rule fires needs no
+    word counts, no trigrams and no as-written words."""
+    if len(text) > MAX_CHARS:
+        return False
+    tokens = text.encode("ascii").translate(_LOWERED, b"'").decode().split()
+    n = len(tokens)
+    if n < 3 or n > MAX_WORDS:
+        return False
+    types = set(tokens)
+    own_types = lang.own.intersection(types)
+    if not own_types or len(types) == 1:  # keyword_list's "no function word" and "bla bla bla"
+        return False
+    # wrong_language: the ASCII text has no non-Latin letters, and other languages' function words
+    # would have to occur more often than ours (the bound in _rules).  They occur at most
+    # len(foreign) + (n - len(types)) times (the repeats of all words), ours at least len(own_types).
+    own = lang.own.__contains__
+    foreign = lang.foreign.intersection(types)
+    if (
+        foreign
+        and len(foreign) + n - len(types) > len(own_types)
+        and sum(map(foreign.__contains__, tokens)) > sum(map(own, tokens))
+    ):
+        return False
+    if question is not None and n >= COPY_MIN_WORDS:
+        shared = len(question.words.intersection(types))
+        if (
+            2 * shared >= len(types)
+            and question.may_be_copied(tokens, len(types) - shared)
+            and _is_copy(tokens, types, question)
+        ):
+            return False
+    # gibberish: a lower-case word plausible as written is plausible in any case (upper case and mixed
+    # case are only checked for a triple letter, title case as lower case), so the lower-cased words
+    # stand for the words as written.
+    if not _plausible.issuperset(types) and any(_implausible(t) for t in types.difference(_plausible)):
+        return False
+    # keyword_list's repetition rule (the no-function-word rule needs own_types empty): it needs few
+    # distinct content words, at most 0.35 * (n - function-word occurrences) <= 0.35 * (n - len(own_types));
+    # the occurrences are counted only when the second bound does not rule it out.
+    others = len(types) - len(own_types)
+    if 2 * others < n:
+        content = others - len(lang.one_letter.intersection(types))
+        if content <= REPEAT_MAX_UNIQUE_RATIO * (n - len(own_types)) and (
+            content <= REPEAT_MAX_UNIQUE_RATIO * (n - sum(map(own, tokens)))
+        ):
+            return False
+    return True
+
+
 _EMPTY_SET: frozenset[str] = frozenset()
+# The item languages _surely_clean handles (function words known, Latin script).
+_FAST_LANGUAGES = {lang: _FastLanguage(lang) for lang in STOPWORDS if lang in LATIN_LANGUAGES}
 
 
 def declines(flags: list[str]) -> bool:
@@ -351,9 +456,20 @@ def declines(flags: list[str]) -> bool:
     return bool(flags) and not REVIEW_ONLY_FLAGS.issuperset(flags)
 
 
-def check_batch(responses: list[str], question: str | list[str], language: str = "en") -> list[list[str]]:
-    """check_response for a batch (one question for all, or one per answer); a plain module-level
-    function so that a batch can be flagged in a helper process (see scoring.services)."""
+def check_batch(responses: Sequence[str], question: str | Sequence[str], language: str = "en") -> list[list[str]]:
+    """check_response for a batch: one question for all answers, or one per answer."""
+    language = base_language(language)
     if isinstance(question, str):
-        return [check_response(r, question=question, language=language) for r in responses]
-    return [check_response(r, question=q, language=language) for r, q in zip(responses, question, strict=True)]
+        index = question_index(question) if question else None
+        return [_check(r, index, language) for r in responses]
+    out: list[list[str]] = []
+    previous: str | None = None
+    index = None
+    for response, q in zip(responses, question, strict=True):
+        # Rows of one item repeat the same long question, as separate strings: comparing with the
+        # previous row's is cheaper than hashing each for the cache.
+        if q is not previous and q != previous:
+            previous = q
+            index = question_index(q) if q else None
+        out.append(_check(response, index, language))
+    return out

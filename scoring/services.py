@@ -2,8 +2,7 @@
 
 `score_submission(submission)` is what the LTI pages call; the REST API and the Celery tasks call
 `score_answers(item, answers)` / `score_submission`.  Views and tasks stay thin.  Queries live in
-`scoring.selectors`; where flags are computed (`scoring.flag_pool`) and the PostgreSQL one-statement
-insert (`scoring.pg_insert`) below this layer.
+`scoring.selectors`; the PostgreSQL one-statement insert (`scoring.pg_insert`) below this layer.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from scoring import flag_pool, pg_insert
 from scoring import flags as flagging
+from scoring import pg_insert
 from scoring.models import Item, ModelVersion, RubricLevel, Score, Submission, WorkerHeartbeat
 from scoring.scorer import LoadedModel
 from scoring.selectors import (  # noqa: F401  (selectors kept importable from here for callers)
@@ -81,43 +80,29 @@ def score_with_model(
 ) -> list[AnswerScore]:
     """Flags and (when there is a model) scores for a batch of answers: to one question (strings), or
     one question and reference per answer (sequences)."""
-    # A large batch has its flags computed in a helper process while this one featurises (see
-    # flag_pool.PROCESS_MIN_BATCH); failing that, a batch of OVERLAP_MIN_BATCH or more is featurised on a helper
-    # thread while this thread computes the flags (which overlaps only the GIL-free parts).
-    remote = flag_pool.submit(responses, question, language) if model is not None else None
-    future = None
-    if remote is None and model is not None and len(responses) >= flag_pool.OVERLAP_MIN_BATCH:
-        future = flag_pool.thread_pool().submit(model.predict, responses, question, reference)
-    probs = None
-    pre = None
-    if remote is not None:
-        probs = model.predict(responses, question, reference)
-        try:
-            pre = remote.result()
-        except Exception as exc:  # the helper process died: compute the flags here
-            flag_pool.give_up(exc)
-    if pre is None:
-        pre = flagging.check_batch(responses, question, language)
+    pre = flagging.check_batch(responses, question, language)
     vid = version.pk if version else None
     vnum = version.version if version else None
     if model is None:
-        return [
-            AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre
-        ]
-    if probs is None:
-        probs = future.result() if future else model.predict(responses, question, reference)
+        return [AnswerScore(None, {}, None, [*f, flagging.NO_ACTIVE_MODEL], vid, vnum) for f in pre]
+    probs = model.predict(responses, question, reference)
     labels = model.labels
     threshold = effective_threshold(confidence_threshold, model)
     top = probs.level.tolist()
     rows = probs.probabilities.astype(np.float64).tolist()  # one conversion for the batch, then plain floats
-    confidences = [row[t] for row, t in zip(rows, top, strict=True)]
+    texts = {s: (levels[s].label, levels[s].descriptor) for s in labels if s in levels} if levels else {}
     out = []
-    for f, row, t, confidence in zip(pre, rows, top, confidences, strict=True):
-        flags = f if f or confidence >= threshold else [flagging.LOW_CONFIDENCE]
-        score = None if flagging.declines(flags) else labels[t]
-        result = AnswerScore(score, dict(zip(labels, row, strict=True)), confidence, flags, vid, vnum)
-        if levels and score is not None and score in levels:
-            result.label, result.descriptor = levels[score].label, levels[score].descriptor
+    for f, row, t in zip(pre, rows, top, strict=True):
+        confidence = row[t]
+        if f:
+            score = None if flagging.declines(f) else labels[t]
+        else:  # most answers: no flag, or only low_confidence, and a score
+            score = labels[t]
+            if confidence < threshold:
+                f = [flagging.LOW_CONFIDENCE]
+        result = AnswerScore(score, dict(zip(labels, row, strict=True)), confidence, f, vid, vnum)
+        if score in texts:
+            result.label, result.descriptor = texts[score]
         out.append(result)
     return out
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from scoring.flags import ALL_FLAGS, FLAG_MESSAGES, check_response, declines
+from scoring.flags import ALL_FLAGS, FLAG_MESSAGES, check_batch, check_response, declines
 from tests.scoring_support import DEMO_CSV, ROOT
 
 pytestmark = pytest.mark.ml
@@ -82,6 +82,18 @@ EDGE_CASES = [
     ("Metal conductor wood insulator hand heat", "en", ["keyword_list"]),
     ("Metal conductor wood insulator hand heat", "xx", []),
     ("Metal METAL metal MeTaL heat heat", "en", ["keyword_list"]),
+    # check_response's plain-answer shortcut (expected values from the rules before it, commit 3e46efb):
+    # lower-cased words stand for the words as written, a copy bounded by windows of question words,
+    # other languages' function words bounded by the repeats
+    ("Asdfg Qwert and the", "en", ["gibberish"]),
+    ("ASDFG QWERT and the", "en", []),
+    ("AAAA BBBB and the", "en", ["gibberish"]),
+    ("the metal spoon feels colder than the wooden spoon at room temperature", "en", ["copy_of_question"]),
+    ("Explain why the metal spoon feels colder than the wooden spoon at room temperature because metal conducts",
+     "en", []),
+    ("the heat the heat the heat the metal the metal the metal", "en", ["keyword_list"]),
+    ("de la de la de la the metal is hot", "en", ["wrong_language"]),
+    ("de la de la the metal is hot and it is", "en", []),
 ]
 
 
@@ -89,3 +101,16 @@ EDGE_CASES = [
 def test_shortcut_edge_cases_keep_the_rules(text, language, expected):
     for _ in range(2):  # cold, then with the word caches warm
         assert check_response(text, question=_Q, language=language) == expected
+
+
+def test_a_batch_gets_the_flags_of_single_answers():
+    """check_batch with one question for all answers, or one per answer (the question changing between
+    rows, or empty), gives each answer check_response's flags."""
+    texts = [text for kind in CRAFTED if kind != "_about" for text in CRAFTED[kind]] + [e[0] for e in EDGE_CASES]
+    questions = [(_Q, QUESTION, "")[i % 3] for i in range(len(texts))]
+    for language in ("en", "es", "zh"):
+        expected = [check_response(t, question=q, language=language) for t, q in zip(texts, questions, strict=True)]
+        assert check_batch(texts, questions, language) == expected
+        assert check_batch(texts, _Q, language) == [check_response(t, question=_Q, language=language) for t in texts]
+        if language == "en":  # mostly flagged answers: the rules were exercised
+            assert sum(map(bool, expected)) > len(texts) // 2

@@ -105,67 +105,36 @@ def test_a_batch_equals_single_answers_and_the_onnx_graph(demo_versions, model_d
         assert one.probabilities == pytest.approx(batch.results[i].probabilities, abs=1e-6)
 
 
-class _DeadPool:
-    """A flags helper process that died: submit() works, result() raises."""
-
-    def submit(self, *args, **kwargs):
-        from concurrent.futures import Future
-        from concurrent.futures.process import BrokenProcessPool
-
-        future = Future()
-        future.set_exception(BrokenProcessPool("the child died"))
-        return future
-
-
-@pytest.mark.parametrize("where", ["helper thread", "helper process", "dead helper process"])
 @pytest.mark.django_db
-def test_a_large_batch_equals_the_graph_and_the_flags(demo_versions, model_dirs, monkeypatch, where):
-    """Large batches are featurised while the flags are computed elsewhere (a helper thread, or a helper
-    process): same probabilities as the graph, same flags as check_response, in the same order; and a
-    helper process that dies costs nothing but time."""
-    from scoring import flag_pool
+def test_a_large_batch_equals_the_graph_and_the_flags(demo_versions, model_dirs):
+    """A batch of more than 256 answers, flagged and normal ones mixed: the graph's probabilities, and
+    check_response's flags (or low_confidence below the item's threshold), in the answers' order."""
     from scoring.flags import check_response
 
     item, v1, _ = demo_versions
-    item.confidence_threshold = 0.5  # an admin's override of the fitted threshold
-    item.save()
     versions.activate_version(v1)
-    if where == "helper thread":
-        monkeypatch.setattr(flag_pool, "process", lambda: None)
-    elif where == "helper process":
-        monkeypatch.setattr(flag_pool, "PROCESS_MIN_BATCH", 16)
-        flag_pool.process()  # starts it
-        flag_pool._flag_pool_ready.result(timeout=120)
-        assert flag_pool.process() is not None
-        calls = []
-        real = flag_pool.submit
-
-        def spy(*args):
-            calls.append(real(*args))
-            return calls[-1]
-
-        monkeypatch.setattr(flag_pool, "submit", spy)
-    else:
-        monkeypatch.setattr(flag_pool, "PROCESS_MIN_BATCH", 16)
-        monkeypatch.setattr(flag_pool, "process", lambda: _DeadPool())
-        monkeypatch.setattr(flag_pool, "_flag_pool_failed", False)
-    answers = [f"{a} ({i})" for i in range(flag_pool.OVERLAP_MIN_BATCH // len(ANSWERS) + 2) for a in ANSWERS]
-    answers += ["", "asdfgh qwerty zxcvbn", item.question]
-    assert len(answers) >= flag_pool.OVERLAP_MIN_BATCH
+    odd = ["", "asdfgh qwerty zxcvbn", item.question, "El metal conduce el calor mejor que la madera."]
+    answers = [f"{a} ({i})" for i in range(300 // len(ANSWERS) + 1) for a in ANSWERS]
+    for i, text in enumerate(odd):
+        answers.insert(50 + 70 * i, text)
+    assert len(answers) > 256
+    direct, levels = _direct(model_dirs["v1"], item, answers)
+    # an admin's override of the fitted threshold, halfway through the confidences: both kinds occur
+    item.confidence_threshold = float(np.median(direct[np.arange(len(answers)), levels]))
+    item.save()
     batch = score_answers(item, answers)
-    direct = _direct_probabilities(model_dirs["v1"], item, answers)
     got = np.array([[r.probabilities[k] for k in (0, 1, 2)] for r in batch.results])
     assert got.shape == direct.shape and np.abs(got - direct).max() <= 1e-6
     for answer, result in zip(answers, batch.results, strict=True):
         pre = check_response(answer, question=item.question, language=item.language)
         assert result.flags == (pre or (["low_confidence"] if result.confidence < item.confidence_threshold
                                         else []))
-    assert [r.flags for r in batch.results[-3:]] == [["empty"], ["gibberish"], ["copy_of_question"]]
-    if where == "helper process":
-        assert calls and all(c is not None for c in calls)  # the flags were computed in the helper process
-        assert not flag_pool._flag_pool_failed
-    if where == "dead helper process":
-        assert flag_pool._flag_pool_failed  # given up: later batches stay in process
+        assert (result.score is None) == bool(pre)  # every flag here declines
+        if result.score is not None:
+            assert result.label == rubric_level(item, result.score).label
+    assert [batch.results[50 + 70 * i].flags for i in range(len(odd))] == [
+        ["empty"], ["gibberish"], ["copy_of_question"], ["wrong_language"]]
+    assert sum(r.flags == ["low_confidence"] for r in batch.results) and sum(not r.flags for r in batch.results)
 
 
 @pytest.mark.django_db(transaction=True)
