@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-FORMAT = "kdgrade-model/2"
+FORMAT = "kdgrade-model/3"  # 3: featuriser 3 (bucket/segment inputs); 2: ordinal student
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("model.onnx", "featurizer.json", "config.json", "report.json")
 
@@ -82,7 +82,9 @@ def _parse_manifest(directory: Path, data: object) -> Manifest:
     if not isinstance(data, dict):
         raise bad("not a JSON object")
     if data.get("format") != FORMAT:
-        raise bad(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        hint = "; a version from an older kdgrade: train it again" if str(data.get("format", "")).startswith(
+            "kdgrade-model/") else ""
+        raise bad(f"format is {data.get('format')!r}, expected {FORMAT!r}{hint}")
     for key in ("item_id", "labels", "files", "onnx"):
         if key not in data:
             raise bad(f"no {key!r}")

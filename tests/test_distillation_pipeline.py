@@ -104,6 +104,8 @@ def test_model_version_directory_verifies_and_serves_like_training(run):
         (lambda d: (d / "featurizer.json").write_text('{"format": "kdgrade-featurizer/1"}\n'), "checksum mismatch"),
         (lambda d: (d / "config.json").unlink(), "config.json: missing file"),
         (lambda d: (d / "manifest.json").write_text("{not json"), "manifest.json: bad format"),
+        (lambda d: (d / "manifest.json").write_text(
+            (d / "manifest.json").read_text().replace("kdgrade-model/3", "kdgrade-model/2")), "train it again"),
         (lambda d: (d / "manifest.json").unlink(), "manifest.json: missing file"),
     ],
 )
