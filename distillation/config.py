@@ -39,7 +39,8 @@ class StudentConfig:
     cross_question: str = "auto"  # "auto": on for pooled models (several questions), else off
     alphas: tuple[float, ...] = (1.0, 3.0)  # ridge strengths tried; the best out-of-fold QWK wins
     dense_weight: float = 3.0
-    teacher_weight: float = 0.5  # target = teacher_weight * teacher + (1 - teacher_weight) * human
+    # target = w * teacher + (1 - w) * human, w among these: the best out-of-fold QWK wins (with alphas)
+    teacher_weights: tuple[float, ...] = (0.25, 0.5, 0.75)
     folds: int = 5  # out-of-fold predictions for cut-points, calibration and the confidence threshold
     default_agreement: float = 0.85  # exact agreement to reach when the data has no second rating
 
@@ -60,7 +61,9 @@ class DistillConfig:
     def from_dict(cls, data: dict) -> DistillConfig:
         t = dict(data.get("teacher", {}))
         s = dict(data.get("student", {}))
-        for k in ("word_ngrams", "char_ngrams", "alphas"):
+        if "teacher_weight" in s:  # a configuration from before the weight was chosen out of fold
+            s["teacher_weights"] = (s.pop("teacher_weight"),)
+        for k in ("word_ngrams", "char_ngrams", "alphas", "teacher_weights"):
             if k in s:
                 s[k] = tuple(s[k])
         rest = {k: v for k, v in data.items() if k not in ("teacher", "student")}

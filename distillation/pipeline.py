@@ -329,39 +329,42 @@ class FittedStudent:
     decoding: Decoding
     alpha: float
     oof_qwk: float
+    teacher_weight: float = 0.0  # 0: trained on the human levels alone
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
                 say: Callable[..., None], name: str) -> FittedStudent:
-    """Ridge student on ``teacher_weight * teacher + (1 - teacher_weight) * human`` (``distil``) or on the
-    human levels alone; its strength and decoding chosen on out-of-fold predictions of the labelled rows."""
+    """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
+    or on the human levels alone; ``w``, the ridge strength and the decoding are chosen on out-of-fold
+    predictions of the labelled rows, scored against the human levels.  (A teacher weaker than the
+    student on some item is then mixed in less instead of dragging the student down.)"""
     n_lab = data.n_labelled
-    if distil:
-        w = cfg.teacher_weight
-        target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]])
-        rows = np.arange(len(data.features))
-    else:
-        target, rows = data.human.astype(np.float64), np.arange(n_lab)
     folds = fold_ids(n_lab, cfg.folds, seed, data.human)
-    extra = rows[n_lab:]  # unscored rows train every fold's model
+    weights = tuple(cfg.teacher_weights) if distil else (0.0,)
+    rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
+    extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
     best = None
-    for alpha in cfg.alphas:
-        say(f"student ({name})", message=f"out-of-fold fits, alpha {alpha:g}", force=True)
+    for w in weights:
+        target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]]) \
+            if distil else data.human.astype(np.float64)
+        for alpha in cfg.alphas:
+            say(f"student ({name})", message=f"out-of-fold fits, alpha {alpha:g}"
+                + (f", teacher weight {w:g}" if distil else ""), force=True)
 
-        def fit_predict(tr, held, alpha=alpha):
-            idx = np.concatenate([tr, extra])
-            m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[idx], target[idx])
-            return m.decision_function(data.features[held])
+            def fit_predict(tr, held, alpha=alpha, target=target):
+                idx = np.concatenate([tr, extra])
+                m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[idx], target[idx])
+                return m.decision_function(data.features[held])
 
-        oof = out_of_fold(fit_predict, n_lab, folds)
-        dec = Decoding.fit(oof, data.human, len(levels))
-        q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
-        if best is None or q > best[0] + 1e-9:
-            best = (q, alpha, dec)
-    q, alpha, dec = best
+            oof = out_of_fold(fit_predict, n_lab, folds)
+            dec = Decoding.fit(oof, data.human, len(levels))
+            q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
+            if best is None or q > best[0] + 1e-9:
+                best = (q, alpha, dec, w, target)
+    q, alpha, dec, w, target = best
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
     model.set_decoding(levels, dec.cuts, dec.scale)
-    return FittedStudent(model, dec, alpha, round(float(q), 6))
+    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w))
 
 
 def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
@@ -487,7 +490,7 @@ def distill_item(
             "teacher_recipe": _teacher_recipe(config, teacher),
             "teacher_training": teacher.log,
             "student_training": {"alpha": student.alpha, "oof_qwk": student.oof_qwk,
-                                 "teacher_weight": scfg.teacher_weight, "stagewise": bool(cross_q),
+                                 "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
                                  "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
             "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},
             "distillation_gain_qwk": round(entry["models"]["student"]["qwk"] - entry["models"]["student_no_kd"]["qwk"],
