@@ -7,7 +7,8 @@ DIR is a model-version directory of ASAP-SAS prompt 1 (e.g. `var/bench-out/asap/
 up to --rows.  The command runs pinned to one core (`taskset -c 0` where available), as a fresh process:
 the figure includes Python and Django start-up, reading and writing the CSV, flags, featuriser and
 onnxruntime.  A second row times the scoring alone (`scoring.services.score_with_model`, batches of
-2,000, in this process), and a third the featuriser alone.  Prints a table; medians of --repeat runs.
+2,000, in this process), a third the featuriser alone, and a fourth the batch API (1,000 answers per
+request, stored) through Django's test client in this process.  Prints a table; medians of --repeat runs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,41 @@ def make_csv(path: Path, rows: int) -> list[dict]:
         w.writeheader()
         w.writerows(out)
     return out
+
+
+API_BATCH = 1000  # KDGRADE_MAX_BATCH's default
+
+
+def batch_api(model_dir: Path, rows: list[dict]):
+    """A function that posts every answer to the batch API (stored), through Django's test client in
+    this process: request parsing, validation, scoring, one transaction per request, the JSON reply."""
+    from django.test.utils import setup_test_environment
+    from rest_framework.test import APIClient
+
+    from scoring.api.accounts import integration_token
+    from scoring.models import Item, RubricLevel
+    from scoring.versions import activate_version, register_version
+
+    setup_test_environment()  # the test client's host name is allowed
+    item, _ = Item.objects.update_or_create(
+        external_id="bench-asap-1",
+        defaults={"title": "ASAP-SAS 1 (bench)", "question": rows[0]["question"],
+                  "reference_answers": [rows[0]["reference_answer"]], "score_min": 0, "score_max": 3})
+    for lv in range(4):
+        RubricLevel.objects.update_or_create(item=item, score=lv, defaults={"label": str(lv)})
+    activate_version(register_version(item, model_dir))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {integration_token('bench-bulk')}")
+    url = f"/api/v1/items/{item.external_id}/score-batch/"
+    bodies = [{"responses": [{"response": r["response"], "learner_ref": r["response_id"]}
+                             for r in rows[s : s + API_BATCH]]} for s in range(0, len(rows), API_BATCH)]
+
+    def post_all() -> None:
+        for body in bodies:
+            res = client.post(url, body, format="json")
+            assert res.status_code == 201, res.content[:500]
+
+    return post_all
 
 
 def median(xs: list[float]) -> float:
@@ -89,8 +125,10 @@ def main() -> None:
             for s in range(0, len(texts), chunk):
                 model.featurizer.transform(texts[s : s + chunk], q, ref)
 
+        api_post = batch_api(args.model, rows)
+
         timings = {}
-        for name, fn in (("scoring", score_all), ("featuriser", featurise_all)):
+        for name, fn in (("scoring", score_all), ("featuriser", featurise_all), ("api", api_post)):
             fn()
             ts = []
             for _ in range(args.repeat):
@@ -107,6 +145,8 @@ def main() -> None:
         print(f"| `score_with_model` in process (flags + featuriser + ONNX), batches of {chunk} | "
               f"{timings['scoring']:.2f} | {n / timings['scoring']:,.0f} |")
         print(f"| featuriser alone | {timings['featuriser']:.2f} | {n / timings['featuriser']:,.0f} |")
+        print(f"| batch API `POST .../score-batch/` in process (DRF, token auth, embedded SQLite, stored), "
+              f"{API_BATCH:,} answers per request | {timings['api']:.2f} | {n / timings['api']:,.0f} |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -16,8 +16,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from scoring import batch_insert, pg_insert
 from scoring import flags as flagging
-from scoring import pg_insert
 from scoring.models import Item, ModelVersion, RubricLevel, Score, Submission, WorkerHeartbeat
 from scoring.scorer import LoadedModel
 from scoring.selectors import (  # noqa: F401  (selectors kept importable from here for callers)
@@ -182,6 +182,9 @@ def create_scored_submissions(
         pg_insert.insert_one(subs[0], _score_row(subs[0], batch.results[0]))
         return batch, subs
     with transaction.atomic():
+        if len(subs) > 1 and batch_insert.supported():
+            batch_insert.insert_scored(subs, [_score_row(s, r) for s, r in zip(subs, batch.results, strict=True)])
+            return batch, subs
         if len(subs) == 1:
             subs[0].save()
         else:

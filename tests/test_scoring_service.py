@@ -226,3 +226,41 @@ def test_scores_are_kept_per_submission(demo_versions):
     score_submission(sub)
     assert list(Score.objects.filter(submission=sub).order_by("id").values_list("model_version", flat=True)) == [
         v1.pk, v2.pk]
+
+
+@pytest.mark.django_db
+def test_a_stored_batch_writes_the_rows_the_orm_writes(demo_versions, monkeypatch):
+    """The batch insert (two multi-row INSERTs per chunk) against the ORM's bulk_create: same rows."""
+    from django.forms.models import model_to_dict
+
+    from scoring import batch_insert
+    from scoring.models import Score, Submission
+    from scoring.services import create_scored_submissions
+
+    item, v1, _ = demo_versions
+    versions.activate_version(v1)
+    answers = [(text, f"learner-{i}") for i, text in enumerate(ANSWERS * 3)]
+    answers += [("", "learner-empty"), ("asdf qwer zxcv", "learner-mash")]
+    monkeypatch.setattr(batch_insert, "CHUNK", 7)  # several statements per batch
+    assert batch_insert.supported()
+
+    def stored(fast: bool) -> tuple[list[dict], list[dict]]:
+        monkeypatch.setattr(batch_insert, "supported", lambda: fast)
+        _, subs = create_scored_submissions(item, answers)
+        assert all(s.pk for s in subs)
+        rows = Submission.objects.filter(pk__in=[s.pk for s in subs]).order_by("pk")
+        scores = Score.objects.filter(submission__in=rows).order_by("submission_id")
+        assert [s.pk for s in subs] == [r.pk for r in rows]  # ids returned in the answers' order
+        assert all(r.created_at is not None for r in rows)
+        assert all(s.created_at is not None and s.updated_at is not None for s in Score.objects.filter(
+            submission__in=rows))
+        drop = ("id", "submission", "created_at", "updated_at")
+        return ([{k: v for k, v in model_to_dict(r).items() if k not in drop} for r in rows],
+                [{k: v for k, v in model_to_dict(s).items() if k not in drop} for s in scores])
+
+    orm_subs, orm_scores = stored(False)
+    fast_subs, fast_scores = stored(True)
+    assert fast_subs == orm_subs and fast_scores == orm_scores
+    assert len(fast_scores) == len(answers)
+    assert any(s["final_score"] is None and s["flags"] for s in fast_scores)  # the empty answer declined
+    assert any(s["final_score"] is not None and s["probabilities"] for s in fast_scores)
