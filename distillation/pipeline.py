@@ -333,11 +333,13 @@ class FittedStudent:
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
-                say: Callable[..., None], name: str) -> FittedStudent:
+                say: Callable[..., None], name: str, unseen_by_teacher: np.ndarray | None = None) -> FittedStudent:
     """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
-    or on the human levels alone; ``w``, the ridge strength and the decoding are chosen on out-of-fold
-    predictions of the labelled rows, scored against the human levels.  (A teacher weaker than the
-    student on some item is then mixed in less instead of dragging the student down.)"""
+    or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions,
+    scored against the human levels of the rows the teacher never trained on (``unseen_by_teacher``: its
+    validation rows): on the others the teacher's targets were fitted to those very labels, which
+    flatters a large ``w``.  The decoding is fitted on every labelled row's out-of-fold prediction.  (A
+    teacher weaker than the student on some item is then mixed in less instead of dragging it down.)"""
     n_lab = data.n_labelled
     folds = fold_ids(n_lab, cfg.folds, seed, data.human)
     weights = tuple(cfg.teacher_weights) if distil else (0.0,)
@@ -358,7 +360,9 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
 
             oof = out_of_fold(fit_predict, n_lab, folds)
             dec = Decoding.fit(oof, data.human, len(levels))
-            q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
+            pred = dec.levels(oof)
+            sel = np.arange(n_lab) if unseen_by_teacher is None or not distil else unseen_by_teacher
+            q = qwk(data.human[sel], pred[sel], list(range(len(levels))))
             if best is None or q > best[0] + 1e-9:
                 best = (q, alpha, dec, w, target)
     q, alpha, dec, w, target = best
@@ -462,7 +466,9 @@ def distill_item(
     fz = Featurizer(n_buckets=scfg.n_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
                     use_reference=True, cross_question=cross_q)
     data = soft_targets(sp_, teacher, fz, say)
-    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled")
+    unseen = np.arange(len(sp_.fit), len(sp_.fit) + len(sp_.val))  # labelled = fit + val
+    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled",
+                          unseen_by_teacher=unseen)
     no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD")
     say("tfidf", message="TF-IDF ridge baseline, out-of-fold decoding", force=True)
     tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
@@ -490,6 +496,7 @@ def distill_item(
             "teacher_recipe": _teacher_recipe(config, teacher),
             "teacher_training": teacher.log,
             "student_training": {"alpha": student.alpha, "oof_qwk": student.oof_qwk,
+                                 "oof_qwk_rows": f"the teacher's {len(sp_.val)} validation rows",
                                  "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
                                  "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
             "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},

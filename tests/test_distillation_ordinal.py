@@ -68,3 +68,33 @@ def test_threshold_never_splits_tied_confidences():
     correct = np.r_[np.ones(20), np.ones(5), np.zeros(15)].astype(bool)
     sel = ordinal.choose_threshold(conf, correct, 0.9)
     assert sel.threshold == 0.9 and sel.coverage == 0.5
+
+
+def test_the_teachers_weight_follows_what_it_does_for_the_student():
+    """The weight of the teacher's targets is chosen out of fold, judged on the teacher's validation
+    rows: a teacher that knows the signal without the raters' noise is leant on, a misleading one is
+    not."""
+    import scipy.sparse as sp
+
+    from distillation.config import StudentConfig
+    from distillation.pipeline import StudentData, fit_student
+    from distillation.student import Features
+
+    rng = np.random.default_rng(0)
+    n, n_val = 600, 150
+    dense = rng.normal(size=(n, 3)).astype(np.float32)
+    latent = 1.5 + dense[:, 0]
+    human = np.clip(np.round(latent + 0.6 * rng.normal(size=n)), 0, 3).astype(np.int64)
+    val = np.arange(n - n_val, n)
+    cfg = StudentConfig(alphas=(1.0,), folds=5, teacher_weights=(0.25, 0.75))
+    quiet = lambda *a, **k: None  # noqa: E731
+
+    def chosen(teacher):
+        data = StudentData(Features(sp.csr_matrix((n, 8)), dense), human, teacher, n)
+        return fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=False, say=quiet, name="t",
+                           unseen_by_teacher=val).teacher_weight
+
+    assert chosen(latent.astype(np.float64)) == 0.75  # the teacher knows the signal without the raters' noise
+    misleading = latent.astype(np.float64).copy()
+    misleading[: n - n_val] = 3.0 - misleading[: n - n_val]  # upside down on the rows the students train on
+    assert chosen(misleading) == 0.25
