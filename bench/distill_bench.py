@@ -73,6 +73,11 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
     if entry.get("distillation_gain_qwk") is not None:
         lines.append(f"Distillation's own contribution (student - student without KD): "
                      f"{entry['distillation_gain_qwk']:+.3f} QWK. Teacher: {entry.get('teacher_recipe', '')}.")
+    st = entry.get("student_training") or {}
+    if "teacher_weight" in st:
+        lines.append(f"Student targets: {st['teacher_weight']:g} x teacher + {1 - st['teacher_weight']:g} x human, "
+                     f"ridge alpha {st.get('alpha', 0):g} (chosen out of fold on "
+                     f"{st.get('oof_qwk_rows', 'every labelled row')}: QWK {st.get('oof_qwk', 0):.3f}).")
     lines.append("")
     return "\n".join(lines)
 
