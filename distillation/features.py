@@ -270,7 +270,8 @@ def _char4_keys(t: _Text, packed4: np.ndarray | None = None) -> np.ndarray:
 
 
 def _rekey(keys: np.ndarray, rows: np.ndarray, ids: np.ndarray, n_texts: int) -> np.ndarray:
-    """Row keys of a response re-keyed with the row of its reference / question (``ids[row]``)."""
+    """Keys (row keys, or bare hashes) of a response keyed with the row of its reference / question
+    (``ids[row]``)."""
     if n_texts == 1:  # one reference (or question) for the whole batch: its row is 0
         return (keys & _LOW40) | _KEY_FLAG
     return _row_key(ids[rows], keys)
@@ -470,8 +471,9 @@ class Featurizer:
         # Relations with the reference answer and the question (texts deduplicated: usually one per item)
         ctx = _context(tuple(uniq_ref), tuple(uniq_q))
         if self.use_reference:
-            w_in_ref = ctx.ref_uni.contains(_row_key(ref_id[t.word_row], t.word_hash))
-            b_in_ref = ctx.ref_bi.contains(_row_key(ref_id[bi_r], bi_h))
+            n_ref = len(ctx.ref_word_count)
+            w_in_ref = ctx.ref_uni.contains(_rekey(t.word_hash, t.word_row, ref_id, n_ref))
+            b_in_ref = ctx.ref_bi.contains(_rekey(bi_h, bi_r, ref_id, n_ref))
             add(t.word_hash[w_in_ref], t.word_row[w_in_ref], SHARED)
             add(bi_h[b_in_ref] * _PAIR, bi_r[b_in_ref], SHARED)
         if self.cross_question:

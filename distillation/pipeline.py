@@ -345,6 +345,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     weights = tuple(cfg.teacher_weights) if distil else (0.0,)
     rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
     extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
+    judged = unseen_by_teacher if distil and unseen_by_teacher is not None else np.arange(n_lab)
     best = None
     for w in weights:
         target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]]) \
@@ -360,9 +361,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
 
             oof = out_of_fold(fit_predict, n_lab, folds)
             dec = Decoding.fit(oof, data.human, len(levels))
-            pred = dec.levels(oof)
-            sel = np.arange(n_lab) if unseen_by_teacher is None or not distil else unseen_by_teacher
-            q = qwk(data.human[sel], pred[sel], list(range(len(levels))))
+            q = qwk(data.human[judged], dec.levels(oof)[judged], list(range(len(levels))))
             if best is None or q > best[0] + 1e-9:
                 best = (q, alpha, dec, w, target)
     q, alpha, dec, w, target = best
