@@ -14,17 +14,19 @@ class TeacherConfig:
     max_length_cap: int = 256
     batch_size: int = 16
     lr: float = 1e-4
-    epochs: int = 6
-    patience: int = 2  # early stopping: epochs without validation improvement
+    epochs: int = 6  # a fixed schedule (linear warm-up and decay): nothing is chosen on held-out rows
+    # cross-fitting: one teacher per fold, trained on the others; out-of-fold scores for every training
+    # answer (the students' targets, the ensemble weight, the decoding), the fold teachers averaged elsewhere
+    folds: int = 4
     max_steps: int | None = None  # stop after this many optimiser steps (tests)
     warmup: float = 0.1
     weight_decay: float = 0.01
     train_layers: int = 2  # on a CPU: the top layers trained; the ones below are frozen and cached
     gpu_train_layers: int | None = None  # on a GPU: None = every layer
     gpu_epochs: int = 12
-    # The teacher's prediction is lexical_weight * (TF-IDF ridge) + (1 - lexical_weight) * transformer:
-    # an ensemble, reported as such.  0 = the transformer alone.
-    lexical_weight: float = 0.5
+    # The teacher's prediction is w * (TF-IDF ridge) + (1 - w) * transformer, an ensemble reported as
+    # such, with w among these chosen on the out-of-fold scores.  (0.0,) = the transformer alone.
+    lexical_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
     # include question and reference answer as a second segment: "auto" = when the file holds more
     # than one distinct (question, reference) pair (pooled models); "always"; "never"
     context: str = "auto"
@@ -49,7 +51,6 @@ class StudentConfig:
 class DistillConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
-    validation_fraction: float = 0.15  # of the training rows: early stopping and the teacher's decoding
     holdout_fraction: float = 0.2  # test split of the training file when no test file is given
     threads: int = 2
     timing_responses: int = 100  # responses timed one by one for ms_per_response
@@ -61,19 +62,24 @@ class DistillConfig:
     def from_dict(cls, data: dict) -> DistillConfig:
         t = dict(data.get("teacher", {}))
         s = dict(data.get("student", {}))
-        if "teacher_weight" in s:  # a configuration from before the weight was chosen out of fold
+        # configurations written before a setting was replaced: its successor, or nothing
+        if "teacher_weight" in s:
             s["teacher_weights"] = (s.pop("teacher_weight"),)
-        for k in ("word_ngrams", "char_ngrams", "alphas", "teacher_weights"):
-            if k in s:
-                s[k] = tuple(s[k])
-        rest = {k: v for k, v in data.items() if k not in ("teacher", "student")}
+        if "lexical_weight" in t:
+            t["lexical_weights"] = (t.pop("lexical_weight"),)
+        t.pop("patience", None)  # early stopping is gone: the teacher is cross-fitted on a fixed schedule
+        for k in ("word_ngrams", "char_ngrams", "alphas", "teacher_weights", "lexical_weights"):
+            for part in (s, t):
+                if k in part:
+                    part[k] = tuple(part[k])
+        rest = {k: v for k, v in data.items() if k not in ("teacher", "student", "validation_fraction")}
         return cls(teacher=TeacherConfig(**t), student=StudentConfig(**s), **rest)
 
     @classmethod
     def tiny(cls) -> DistillConfig:
         """Seconds, not minutes: a random 2-layer BERT teacher for a few steps, a small student."""
         return cls(
-            teacher=TeacherConfig(checkpoint="tiny", max_length=64, batch_size=16, lr=1e-3, epochs=2, patience=1,
+            teacher=TeacherConfig(checkpoint="tiny", max_length=64, batch_size=16, lr=1e-3, epochs=2, folds=2,
                                   export_int8=True),
             student=StudentConfig(n_buckets=1024, alphas=(1.0,), folds=3),
             timing_responses=10,

@@ -179,12 +179,11 @@ def _write_report(path, report: dict) -> None:
 
 @dataclass
 class Splits:
-    """The rows of one item: ``fit`` trains the teacher, ``val`` stops it early and fits its decoding,
-    ``labelled`` = fit + val trains the students, ``test`` is only ever evaluated."""
+    """The rows of one item: ``labelled`` trains the teacher (cross-fitted over folds), the students and
+    the baseline; ``test`` is only ever evaluated."""
 
     levels: list[int]
-    fit: Dataset
-    val: Dataset
+    labelled: Dataset
     test: Dataset
     test_source: str
     unlabelled: Dataset | None
@@ -195,21 +194,10 @@ class Splits:
         index = {v: i for i, v in enumerate(self.levels)}
         return np.array([index[s] for s in ds.score], dtype=np.int64)
 
-    @property
-    def labelled(self) -> Dataset:
-        return _concat(self.fit, self.val)
-
     def context(self, ds: Dataset) -> list[str] | None:
         if not self.use_context:
             return None
         return [f"{q} {r}".strip() for q, r in zip(ds.question, ds.reference_answer, strict=True)]
-
-
-def _concat(a: Dataset, b: Dataset) -> Dataset:
-    return Dataset(path=a.path, sha256=a.sha256, item_id=a.item_id + b.item_id, question=a.question + b.question,
-                   reference_answer=a.reference_answer + b.reference_answer,
-                   response_id=a.response_id + b.response_id, response=a.response + b.response,
-                   score=a.score + b.score, extra={k: v + b.extra.get(k, [""] * len(b)) for k, v in a.extra.items()})
 
 
 def make_splits(train: Dataset, test: Dataset | None, unlabelled: Dataset | None, levels: list[int],
@@ -220,10 +208,9 @@ def make_splits(train: Dataset, test: Dataset | None, unlabelled: Dataset | None
         test_source = f"held-out {config.holdout_fraction:.0%} of the training file"
     else:
         test_source = test.path
-    fit_idx, val_idx = stratified_split(train.score, config.validation_fraction, seed + 1)
     pooled_context = len(set(zip(train.question, train.reference_answer, strict=True))) > 1
     use_context = {"auto": pooled_context, "always": True, "never": False}[config.teacher.context]
-    return Splits(levels, train.select(fit_idx), train.select(val_idx), test, test_source,
+    return Splits(levels, train, test, test_source,
                   unlabelled if unlabelled is not None and len(unlabelled) else None, use_context, pooled_context)
 
 
@@ -258,45 +245,76 @@ class Decoding:
 
 @dataclass
 class TeacherResult:
-    fitted: object  # distillation.teacher.FittedTeacher (on the CPU after training)
+    """The cross-fitted teacher: one transformer per fold (averaged on new answers), the lexical half
+    fitted on every labelled row, their ensemble weight, and the out-of-fold ensemble score of every
+    labelled row (what the decoding, the weight and the students' targets are fitted on)."""
+
+    fitted: list  # distillation.teacher.FittedTeacher per fold (on the CPU after training)
     lexical: TfidfRidge | None
     weight: float  # of the lexical model in the ensemble
     decoding: Decoding
+    oof: np.ndarray
     log: dict
     encode: Callable[[Dataset], object]
     seconds: float
 
+    def transformer(self, ds: Dataset) -> np.ndarray:
+        """The fold transformers' mean score (their frozen lower layers are shared: cached once)."""
+        cached = self.fitted[0].cache(self.encode(ds))
+        return np.mean([t.predict(cached) for t in self.fitted], axis=0).astype(np.float64)
+
     def predict(self, ds: Dataset, transformer_f: np.ndarray | None = None) -> np.ndarray:
-        """The ensemble's score; ``transformer_f`` replaces the transformer's own (e.g. the int8 copy's)."""
-        t = self.fitted.predict(self.fitted.cache(self.encode(ds))) if transformer_f is None else transformer_f
+        """The ensemble's score; ``transformer_f`` replaces the transformer's own (e.g. the int8 copies')."""
+        t = self.transformer(ds) if transformer_f is None else np.asarray(transformer_f, dtype=np.float64)
+        return self.blend(t, ds.response)
+
+    def blend(self, t: np.ndarray, texts: list[str]) -> np.ndarray:
         if self.lexical is None or self.weight == 0:
-            return np.asarray(t, dtype=np.float64)
-        return self.weight * self.lexical.predict(ds.response) + (1 - self.weight) * np.asarray(t, np.float64)
+            return t
+        return self.weight * self.lexical.predict(texts) + (1 - self.weight) * t
 
 
 def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[..., None]) -> TeacherResult:
-    """Fine-tune the transformer on ``fit`` (early stopping on ``val``), fit the lexical half on ``fit``,
-    and the ensemble's decoding on ``val``."""
+    """Cross-fit the transformer over ``cfg.folds`` folds of the labelled rows; fit the lexical half out
+    of fold on the same folds; choose the ensemble weight and fit the decoding on the out-of-fold scores."""
     from distillation import teacher as tch
 
     t0 = time.monotonic()
     cfg = config.teacher
-    say("teacher", message=f"fine-tuning on {len(sp_.fit)} responses ({len(sp_.val)} for early stopping)",
-        force=True)
+    lab = sp_.labelled
+    y = sp_.y(lab)
+    folds = fold_ids(len(lab), cfg.folds, seed + 1, y)
+    say("teacher", message=f"fine-tuning {cfg.folds} copies, each on {cfg.folds - 1}/{cfg.folds} of "
+        f"{len(lab)} responses", force=True)
     tok = tch.load_tokenizer(cfg.checkpoint)
-    max_len = tch.max_length_for(tok, sp_.fit.response, sp_.context(sp_.fit), cfg)
+    max_len = tch.max_length_for(tok, lab.response, sp_.context(lab), cfg)
 
     def encode(ds: Dataset):
         return tch.Encoded(tok, ds.response, sp_.context(ds), max_len)
 
-    y_fit, y_val = sp_.y(sp_.fit), sp_.y(sp_.val)
-    fitted, log = tch.train_teacher(cfg.checkpoint, encode(sp_.fit), y_fit, encode(sp_.val), y_val,
-                                    len(sp_.levels), cfg, seed, progress=lambda **k: say(**k))
-    fitted = tch.to_cpu(fitted)
+    fitted, oof_t, log = tch.cross_fit(cfg.checkpoint, encode(lab), y, folds, len(sp_.levels), cfg, seed,
+                                       progress=lambda **k: say(**k))
+    fitted = [tch.to_cpu(f) for f in fitted]
     log["max_length"] = max_len
-    lexical = TfidfRidge().fit(sp_.fit.response, y_fit) if cfg.lexical_weight > 0 else None
-    result = TeacherResult(fitted, lexical, cfg.lexical_weight, None, log, encode, 0.0)  # type: ignore[arg-type]
-    result.decoding = Decoding.fit(result.predict(sp_.val), y_val, len(sp_.levels))
+    weights = tuple(cfg.lexical_weights) or (0.0,)
+    lexical, weight = None, 0.0
+    oof = oof_t
+    if any(w > 0 for w in weights):
+        texts = lab.response
+        oof_lex = out_of_fold(lambda tr, held: TfidfRidge().fit([texts[i] for i in tr], y[tr]).predict(
+            [texts[i] for i in held]), len(lab), folds)
+        best = None
+        for w in weights:
+            f = w * oof_lex + (1 - w) * oof_t
+            q = qwk(y, Decoding.fit(f, y, len(sp_.levels)).levels(f), list(range(len(sp_.levels))))
+            if best is None or q > best[0] + 1e-9:
+                best = (q, w, f)
+        _, weight, oof = best
+        log["lexical_weight_oof_qwk"] = round(float(best[0]), 6)
+        if weight > 0:
+            lexical = TfidfRidge().fit(texts, y)
+    result = TeacherResult(fitted, lexical, float(weight), Decoding.fit(oof, y, len(sp_.levels)), oof, log,
+                           encode, 0.0)
     result.seconds = round(time.monotonic() - t0, 1)
     return result
 
@@ -312,12 +330,14 @@ class StudentData:
 
 
 def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Callable[..., None]) -> StudentData:
-    """The teacher scores every labelled and unscored answer; the featuriser reads them."""
+    """The teacher's score of every labelled answer (out of fold: from the copy that never saw its label)
+    and of every unscored answer (the copies' mean); the featuriser reads them all."""
     lab = sp_.labelled
     rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
     n_un = len(sp_.unlabelled) if sp_.unlabelled is not None else 0
-    say("soft labels", message=f"teacher scores {len(lab)} labelled + {n_un} unscored responses", force=True)
-    t_scores = np.concatenate([teacher.predict(ds) for ds in rows])
+    say("soft labels", message=f"teacher scores {n_un} unscored responses ({len(lab)} labelled: out of fold)",
+        force=True)
+    t_scores = np.concatenate([teacher.oof] + ([teacher.predict(sp_.unlabelled)] if n_un else []))
     feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
                              [t for d in rows for t in d.reference_answer])
     return StudentData(feats, sp_.y(lab), t_scores, len(lab))
@@ -333,19 +353,17 @@ class FittedStudent:
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
-                say: Callable[..., None], name: str, unseen_by_teacher: np.ndarray | None = None) -> FittedStudent:
+                say: Callable[..., None], name: str) -> FittedStudent:
     """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
-    or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions,
-    scored against the human levels of the rows the teacher never trained on (``unseen_by_teacher``: its
-    validation rows): on the others the teacher's targets were fitted to those very labels, which
-    flatters a large ``w``.  The decoding is fitted on every labelled row's out-of-fold prediction.  (A
-    teacher weaker than the student on some item is then mixed in less instead of dragging it down.)"""
+    or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions
+    (QWK against the human levels), and the decoding is fitted on them.  The teacher's targets of the
+    labelled rows are its out-of-fold scores, so no row's target was fitted to its own label, and a
+    teacher weaker than the student on some item is mixed in less instead of dragging it down."""
     n_lab = data.n_labelled
     folds = fold_ids(n_lab, cfg.folds, seed, data.human)
     weights = tuple(cfg.teacher_weights) if distil else (0.0,)
     rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
     extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
-    judged = unseen_by_teacher if distil and unseen_by_teacher is not None else np.arange(n_lab)
     best = None
     for w in weights:
         target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]]) \
@@ -361,7 +379,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
 
             oof = out_of_fold(fit_predict, n_lab, folds)
             dec = Decoding.fit(oof, data.human, len(levels))
-            q = qwk(data.human[judged], dec.levels(oof)[judged], list(range(len(levels))))
+            q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
             if best is None or q > best[0] + 1e-9:
                 best = (q, alpha, dec, w, target)
     q, alpha, dec, w, target = best
@@ -465,9 +483,7 @@ def distill_item(
     fz = Featurizer(n_buckets=scfg.n_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
                     use_reference=True, cross_question=cross_q)
     data = soft_targets(sp_, teacher, fz, say)
-    unseen = np.arange(len(sp_.fit), len(sp_.fit) + len(sp_.val))  # labelled = fit + val
-    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled",
-                          unseen_by_teacher=unseen)
+    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled")
     no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD")
     say("tfidf", message="TF-IDF ridge baseline, out-of-fold decoding", force=True)
     tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
@@ -495,7 +511,7 @@ def distill_item(
             "teacher_recipe": _teacher_recipe(config, teacher),
             "teacher_training": teacher.log,
             "student_training": {"alpha": student.alpha, "oof_qwk": student.oof_qwk,
-                                 "oof_qwk_rows": f"the teacher's {len(sp_.val)} validation rows",
+                                 "oof_qwk_rows": f"every labelled row ({data.n_labelled})",
                                  "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
                                  "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
             "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},
@@ -522,13 +538,10 @@ def distill_item(
 
 
 def _teacher_recipe(config: DistillConfig, teacher: TeacherResult) -> str:
-    from distillation import teacher as tch
-
     name = config.teacher.checkpoint or "all-MiniLM-L6-v2"
     log = teacher.log
     part = (f"{name} regression, top {log['trained_layers']} of {log['trained_layers'] + log['frozen_layers']} "
-            f"layers trained on {log['device']}")
-    del tch
+            f"layers trained on {log['device']}, mean of {len(teacher.fitted)} cross-fitted copies")
     if teacher.lexical is not None and teacher.weight > 0:
         return f"ensemble: {1 - teacher.weight:.2f} x {part} + {teacher.weight:.2f} x TF-IDF ridge"
     return part
@@ -548,10 +561,10 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
     models: dict = {}
 
     enc_test = teacher.encode(test)
-    t_transformer = teacher.fitted.predict(teacher.fitted.cache(enc_test))
+    t_transformer = teacher.transformer(test)
     f_teacher = teacher.predict(test, t_transformer)
     t_pred = teacher.decoding.levels(f_teacher)
-    models["teacher"] = {"params": tch.count_params(teacher.fitted.model) + (
+    models["teacher"] = {"params": sum(tch.count_params(f.model) for f in teacher.fitted) + (
         teacher.lexical.n_params() if teacher.lexical is not None and teacher.weight > 0 else 0),
         **model_metrics(levels, y, t_pred),
         "selective": selective_report(teacher.decoding, f_teacher, y, target, source)}
@@ -600,21 +613,29 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
             models["teacher"].update(oc.time_scorer(teacher_score, test.response[:small], min(n_single, 30)))
             if config.teacher.export_int8 and tmpd is not None:
                 say("teacher_onnx_int8", message="export + int8 quantisation", force=True)
-                fp32, int8 = tmpd / "teacher.onnx", tmpd / "teacher.int8.onnx"
-                tch.export_onnx(teacher.fitted.model, enc_test, fp32)
-                tch.quantize_int8(fp32, int8)
-                ot = tch.OnnxTeacher(int8, threads=1)
-                f_int8 = teacher.predict(test, ot.predict(enc_test))
+                copies = []
+                for k, fitted in enumerate(teacher.fitted):
+                    fp32, int8 = tmpd / f"teacher-{k}.onnx", tmpd / f"teacher-{k}.int8.onnx"
+                    tch.export_onnx(fitted.model, enc_test, fp32)
+                    tch.quantize_int8(fp32, int8)
+                    fp32.unlink()
+                    copies.append(tch.OnnxTeacher(int8, threads=1))
+
+                def int8_transformer(enc):
+                    return np.mean([c.predict(enc) for c in copies], axis=0)
+
+                f_int8 = teacher.predict(test, int8_transformer(enc_test))
                 i8_pred = teacher.decoding.levels(f_int8)
 
                 def int8_score(texts):
                     sub = replace_rows(test, len(texts), texts)
-                    return teacher.predict(sub, ot.predict(teacher.encode(sub)))
+                    return teacher.predict(sub, int8_transformer(teacher.encode(sub)))
 
                 models["teacher_onnx_int8"] = {
                     "params": models["teacher"]["params"], **model_metrics(levels, y, i8_pred),
                     **oc.time_scorer(int8_score, test.response[:small], min(n_single, 30)),
-                    "onnx_bytes": int8.stat().st_size,
+                    "onnx_bytes": sum((tmpd / f"teacher-{k}.int8.onnx").stat().st_size
+                                      for k in range(len(copies))),
                     "agreement_with_teacher": round(float((i8_pred == t_pred).mean()), 6),
                 }
         finally:
@@ -639,7 +660,7 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
         "per_level": per_level,
         "distribution": dist,
         "groups": gates.group_breakdown(lv[y], lv[s_pred], groups, levels) if groups else {},
-        "teacher_val_qwk": round(qwk(teacher.decoding.heldout_y, teacher.decoding.levels(teacher.decoding.heldout_f),
+        "teacher_oof_qwk": round(qwk(teacher.decoding.heldout_y, teacher.decoding.levels(teacher.decoding.heldout_f),
                                      ks), 6),
         "decoding": {"teacher": teacher.decoding.to_dict(), "student": student.decoding.to_dict()},
         # what the served student gave each test answer: the scorer must reproduce these exactly
@@ -737,7 +758,7 @@ def _versions() -> dict:
 
 def quality_view(report: dict) -> dict:
     """The report without timings (what the same seed must reproduce byte for byte)."""
-    timing = {"ms_per_response", "responses_per_s", "seconds"}
+    timing = {"ms_per_response", "responses_per_s", "seconds", "cache_seconds"}
 
     def strip(x):
         if isinstance(x, dict):

@@ -5,6 +5,9 @@ On a CPU only the top ``train_layers`` transformer layers and the head are train
 lower layers stay frozen, so their output is computed once per answer and cached, and each epoch runs
 the top layers alone (forward and backward).  That buys several epochs within minutes on two cores.
 On a GPU (when present) every layer is trained, in bfloat16 mixed precision, with a larger budget.
+The teacher is cross-fitted (``cross_fit``): one copy per fold, each trained on the other folds, so that
+every training answer also gets a score from a copy that never saw its label (out of fold); the copies
+are averaged on new answers.
 The output is one number per answer on the level-index scale (0 .. K-1); ``distillation.ordinal``
 turns it into a level.
 """
@@ -144,6 +147,14 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, rows: np.ndarray) -> Encoded:
+        """The rows ``rows`` (shared lists, no re-tokenising)."""
+        sub = Encoded.__new__(Encoded)
+        sub.ids = [self.ids[int(i)] for i in rows]
+        sub.tt = [self.tt[int(i)] for i in rows]
+        sub.lengths = self.lengths[np.asarray(rows)]
+        return sub
+
     def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = max(int(self.lengths[i]) for i in idx)
         ids = torch.zeros((len(idx), n), dtype=torch.long)
@@ -195,6 +206,16 @@ class _Cache:
                     self.hidden[i] = h[j, : int(data.lengths[i])].clone()
         self.lengths = data.lengths
 
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def subset(self, rows: np.ndarray) -> _Cache:
+        """The cached rows ``rows`` (shared tensors, no copy)."""
+        sub = _Cache.__new__(_Cache)
+        sub.hidden = [self.hidden[int(i)] for i in rows]
+        sub.lengths = self.lengths[np.asarray(rows)]
+        return sub
+
     def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         n = max(int(self.lengths[i]) for i in idx)
         dim = self.hidden[idx[0]].shape[-1]
@@ -234,8 +255,10 @@ class FittedTeacher:
             ids, mask, tt = (t.to(dev) for t in data.batch(idx))
             return self.model(ids, mask, tt)
 
-    def cache(self, data: Encoded) -> Encoded | _Cache:
-        return _Cache(self.model, data, self.n_frozen, self.device) if self.n_frozen else data
+    def cache(self, data: Encoded | _Cache) -> Encoded | _Cache:
+        if isinstance(data, _Cache) or not self.n_frozen:
+            return data
+        return _Cache(self.model, data, self.n_frozen, self.device)
 
 
 def _autocast(dev: torch.device):
@@ -251,41 +274,41 @@ def _rounded_qwk(f: np.ndarray, y: np.ndarray, n_levels: int) -> float:
 
 def train_teacher(
     checkpoint: str | None,
-    train: Encoded,
+    train: Encoded | _Cache,
     y_train: np.ndarray,
-    val: Encoded,
-    y_val: np.ndarray,
+    held: Encoded | _Cache,
+    y_held: np.ndarray,
     n_levels: int,
     cfg: TeacherConfig,
     seed: int,
     progress: Progress | None = None,
 ) -> tuple[FittedTeacher, dict]:
-    """Fine-tune a regression teacher (MSE on the level index) with AdamW, linear warm-up and decay, and
-    early stopping on validation QWK (ties: loss); restores the best epoch.  Returns it and a log."""
+    """Fine-tune a regression teacher (MSE on the level index) with AdamW and a linear warm-up and decay,
+    for a fixed number of epochs.  ``held`` is only watched (its QWK and loss per epoch go to the log and
+    the progress lines), never used to choose anything, so its predictions stay honest out-of-fold
+    predictions.  ``train``/``held`` may be lower-layer caches (``_Cache``) built by a teacher with the
+    same checkpoint, shared between cross-fitting folds.  Returns the teacher and a log."""
     rng = np.random.RandomState(seed)
     model = build_teacher(checkpoint, seed)
     dev = device()
     gpu = dev.type == "cuda"
-    layers = _layers(model.encoder)
-    n_layers = len(layers) if layers is not None else 0
-    train_layers = (cfg.gpu_train_layers if gpu else cfg.train_layers) or n_layers
-    n_frozen = max(0, n_layers - train_layers) if layers is not None else 0
+    n_layers, n_frozen = frozen_layers(model, cfg)
     epochs = cfg.gpu_epochs if gpu else cfg.epochs
     model.to(dev)
     if n_frozen:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-        for layer in layers[n_frozen:]:
+        for layer in _layers(model.encoder)[n_frozen:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
     with torch.no_grad():
         model.head.bias.fill_(float(np.mean(y_train)))
     fitted = FittedTeacher(model, n_frozen, dev)
     t0 = time.monotonic()
-    if progress:
+    if progress and not isinstance(train, _Cache):
         progress(stage="teacher", message=f"caching the {n_frozen} frozen lower layers" if n_frozen
                  else "training every layer", force=True)
-    d_train, d_val = fitted.cache(train), fitted.cache(val)
+    d_train, d_held = fitted.cache(train), fitted.cache(held)
     cache_s = time.monotonic() - t0
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -303,13 +326,13 @@ def train_teacher(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
     y_t = torch.as_tensor(y_train, dtype=torch.float32)
-    best, best_state, best_epoch, bad, step = (-np.inf, np.inf), None, 0, 0, 0
+    step = 0
     log: dict = {"epochs": [], "steps": 0, "frozen_layers": n_frozen, "trained_layers": n_layers - n_frozen,
                  "device": dev.type, "mixed_precision": "bf16" if gpu else None, "cache_seconds": round(cache_s, 1)}
     t1 = time.monotonic()
     for epoch in range(1, epochs + 1):
         model.train()
-        for idx in _length_batches(train.lengths, cfg.batch_size, rng):
+        for idx in _length_batches(d_train.lengths, cfg.batch_size, rng):
             pred = fitted._forward(d_train, idx).float()
             loss = nn.functional.mse_loss(pred, y_t[idx].to(dev))
             opt.zero_grad()
@@ -324,29 +347,74 @@ def train_teacher(
                          eta_s=rate * (total - step), loss=float(loss.detach()))
             if step >= total:
                 break
-        f_val = fitted.predict(d_val)
-        val_loss = float(np.mean((f_val - y_val) ** 2))
-        val_qwk = _rounded_qwk(f_val, y_val, n_levels)
-        log["epochs"].append({"epoch": epoch, "val_qwk": round(val_qwk, 6), "val_loss": round(val_loss, 6)})
+        f_held = fitted.predict(d_held)
+        held_loss = float(np.mean((f_held - y_held) ** 2))
+        held_qwk = _rounded_qwk(f_held, y_held, n_levels)
+        log["epochs"].append({"epoch": epoch, "val_qwk": round(held_qwk, 6), "val_loss": round(held_loss, 6)})
         if progress:
             progress(stage="teacher", step=step, total=total, epoch=epoch, epochs=epochs,
-                     eta_s=(time.monotonic() - t1) / step * (total - step), val_qwk=val_qwk, val_loss=val_loss)
-        if (val_qwk, -val_loss) > (best[0], -best[1]):
-            best = (val_qwk, val_loss)
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best_epoch, bad = epoch, 0
-        else:
-            bad += 1
-            if bad > cfg.patience:
-                break
+                     eta_s=(time.monotonic() - t1) / step * (total - step), val_qwk=held_qwk, val_loss=held_loss)
         if step >= total:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
     model.eval()
-    log.update(steps=step, best_epoch=best_epoch, best_val_qwk=round(float(best[0]), 6),
-               seconds=round(time.monotonic() - t0, 1))
+    log.update(steps=step, seconds=round(time.monotonic() - t0, 1))
     return fitted, log
+
+
+def frozen_layers(model: TeacherModel, cfg: TeacherConfig) -> tuple[int, int]:
+    """(layers, frozen lower layers) of ``model`` on this device under ``cfg``."""
+    layers = _layers(model.encoder)
+    if layers is None:
+        return 0, 0
+    train_layers = (cfg.gpu_train_layers if device().type == "cuda" else cfg.train_layers) or len(layers)
+    return len(layers), max(0, len(layers) - train_layers)
+
+
+def cross_fit(
+    checkpoint: str | None,
+    data: Encoded,
+    y: np.ndarray,
+    folds: np.ndarray,
+    n_levels: int,
+    cfg: TeacherConfig,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[list[FittedTeacher], np.ndarray, dict]:
+    """One teacher per fold, each trained on the other folds: returns the teachers, the out-of-fold score
+    of every row (each row scored by the teacher that never saw it) and a log.  The frozen lower layers
+    are computed once for every row and shared by all folds."""
+    t0 = time.monotonic()
+    first = FittedTeacher(build_teacher(checkpoint, seed), 0, device())
+    first.n_frozen = frozen_layers(first.model, cfg)[1]
+    first.model.to(first.device)
+    if progress and first.n_frozen:
+        progress(stage="teacher", message=f"caching the {first.n_frozen} frozen lower layers", force=True)
+    t_cache = time.monotonic()
+    shared = first.cache(data)
+    cache_s = time.monotonic() - t_cache
+    del first
+    oof = np.zeros(len(data), dtype=np.float64)
+    teachers, logs = [], []
+    ks = np.unique(folds)
+    for n, k in enumerate(ks, start=1):
+        tr, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        if progress:
+            progress(stage="teacher", message=f"fold {n}/{len(ks)}: training on {len(tr)}, scoring {len(held)}",
+                     force=True)
+        sub = shared.subset if isinstance(shared, _Cache) else data.subset
+        fitted, log = train_teacher(checkpoint, sub(tr), y[tr], sub(held), y[held], n_levels, cfg, seed, progress)
+        oof[held] = fitted.predict(fitted.cache(sub(held)))
+        teachers.append(fitted)
+        logs.append(log)
+    epochs = [{"epoch": e + 1, "val_qwk": round(float(np.mean([lg["epochs"][e]["val_qwk"] for lg in logs])), 6),
+               "val_loss": round(float(np.mean([lg["epochs"][e]["val_loss"] for lg in logs])), 6)}
+              for e in range(min(len(lg["epochs"]) for lg in logs))]
+    log = {"folds": len(ks), "epochs": epochs, "steps": int(sum(lg["steps"] for lg in logs)),
+           "frozen_layers": logs[0]["frozen_layers"], "trained_layers": logs[0]["trained_layers"],
+           "device": logs[0]["device"], "mixed_precision": logs[0]["mixed_precision"],
+           "cache_seconds": round(cache_s, 1), "oof_qwk_rounded": round(_rounded_qwk(oof, y, n_levels), 6),
+           "seconds": round(time.monotonic() - t0, 1)}
+    return teachers, oof, log
 
 
 def to_cpu(fitted: FittedTeacher) -> FittedTeacher:

@@ -71,9 +71,8 @@ def test_threshold_never_splits_tied_confidences():
 
 
 def test_the_teachers_weight_follows_what_it_does_for_the_student():
-    """The weight of the teacher's targets is chosen out of fold, judged on the teacher's validation
-    rows: a teacher that knows the signal without the raters' noise is leant on, a misleading one is
-    not."""
+    """The weight of the teacher's targets is chosen out of fold: a teacher that knows the signal without
+    the raters' noise is leant on, a misleading one is not."""
     import scipy.sparse as sp
 
     from distillation.config import StudentConfig
@@ -81,20 +80,20 @@ def test_the_teachers_weight_follows_what_it_does_for_the_student():
     from distillation.student import Features
 
     rng = np.random.default_rng(0)
-    n, n_val = 600, 150
+    n = 300
     dense = rng.normal(size=(n, 3)).astype(np.float32)
     latent = 1.5 + dense[:, 0]
-    human = np.clip(np.round(latent + 0.6 * rng.normal(size=n)), 0, 3).astype(np.int64)
-    val = np.arange(n - n_val, n)
+    human = np.clip(np.round(latent + 0.8 * rng.normal(size=n)), 0, 3).astype(np.int64)
+    # many rare words that carry nothing: fitted to noisy labels, they learn the raters' noise
+    bag = sp.random(n, 3000, density=0.01, random_state=0, format="csr", data_rvs=lambda k: np.ones(k))
     cfg = StudentConfig(alphas=(1.0,), folds=5, teacher_weights=(0.25, 0.75))
     quiet = lambda *a, **k: None  # noqa: E731
 
     def chosen(teacher):
-        data = StudentData(Features(sp.csr_matrix((n, 8)), dense), human, teacher, n)
-        return fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=False, say=quiet, name="t",
-                           unseen_by_teacher=val).teacher_weight
+        data = StudentData(Features(bag, dense), human, teacher, n)
+        return fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=False, say=quiet,
+                           name="t").teacher_weight
 
     assert chosen(latent.astype(np.float64)) == 0.75  # the teacher knows the signal without the raters' noise
-    misleading = latent.astype(np.float64).copy()
-    misleading[: n - n_val] = 3.0 - misleading[: n - n_val]  # upside down on the rows the students train on
+    misleading = 3.0 - latent.astype(np.float64)  # upside down
     assert chosen(misleading) == 0.25

@@ -44,7 +44,7 @@ def test_only_the_top_layers_and_head_are_trained():
     y = np.array([2, 1, 0, 0] * 4)
     enc = Encoded(tok, texts, None, 32)
     before = build_teacher("tiny", seed=0)
-    cfg = TeacherConfig(checkpoint="tiny", epochs=1, batch_size=4, lr=1e-2, train_layers=1, lexical_weight=0)
+    cfg = TeacherConfig(checkpoint="tiny", epochs=1, batch_size=4, lr=1e-2, train_layers=1, lexical_weights=(0.0,))
     fitted, log = train_teacher("tiny", enc, y, enc, y, 3, cfg, seed=0)
     assert log["frozen_layers"] == 1 and log["trained_layers"] == 1 and log["steps"] == 4
     after = fitted.model.state_dict()

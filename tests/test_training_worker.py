@@ -18,7 +18,7 @@ from training import importing, runs
 from training.models import TrainingRun
 
 # A tiny teacher that trains long enough (hundreds of small steps) to be caught mid-run.
-LONG = {"teacher": {"epochs": 200, "patience": 200, "batch_size": 4}}
+LONG = {"teacher": {"epochs": 200, "batch_size": 4}}
 
 
 def _demo_item_with_answers() -> Item:

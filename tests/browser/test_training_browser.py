@@ -17,7 +17,7 @@ from training.models import TrainingAnswer, TrainingRun
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Long enough (a few hundred small teacher steps) to see the bar move and take pictures mid-run.
-SLOWER = {"teacher": {"epochs": 15, "patience": 15, "batch_size": 4}}
+SLOWER = {"teacher": {"epochs": 15, "batch_size": 4}}
 
 
 def _upload_file(path) -> None:
