@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 MODELS = [
-    ("teacher", "teacher (MiniLM-L6 + TF-IDF ensemble)"),
-    ("teacher_onnx_int8", "teacher, int8 ONNX MiniLM"),
+    ("teacher", "teacher (cross-fitted MiniLM-L6 copies + TF-IDF ensemble)"),
+    ("teacher_onnx_int8", "teacher, its MiniLM copies as int8 ONNX"),
     ("student", "student KD (ONNX)"),
     ("student_no_kd", "student, no KD"),
     ("tfidf", "TF-IDF ridge"),
@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("dataset", nargs="?", choices=["asap", "scientsbank"])
     ap.add_argument("--items", nargs="*", help="ASAP prompts to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--teacher-epochs", type=int, help="maximum teacher epochs (default: the config's)")
+    ap.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the config's)")
     ap.add_argument("--threads", type=int, help="torch threads for training (default: the config's, 2)")
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-out"))
     ap.add_argument("--tables", nargs="*", help="print the tables of saved report JSON files and exit")

@@ -88,8 +88,14 @@ def group_breakdown(human: Sequence[int], machine: Sequence[int], groups: Mappin
     return out
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def _fmt(x: float | None, limit: float | None = None) -> str:
+    """``x`` to 3 decimals, or more where 3 would print a failing value as its limit ("0.150, at most 0.15")."""
+    if x is None:
+        return "n/a"
+    digits = 3
+    while limit is not None and digits < 6 and abs(x) != limit and round(abs(x), digits) == round(limit, digits):
+        digits += 1
+    return f"{x:.{digits}f}"
 
 
 def evaluate(entry: Mapping, thresholds: GateThresholds | None = None, *, model: str = "student",
@@ -110,12 +116,12 @@ def evaluate(entry: Mapping, thresholds: GateThresholds | None = None, *, model:
     else:
         gap = None if q is None else round(hh - q, 6)
         gates.append(Gate("human_gap", gap is not None and gap <= t.max_below_human, gap, t.max_below_human,
-                          f"Two humans agree at QWK {hh:.3f}; the model is {_fmt(gap)} below them "
+                          f"Two humans agree at QWK {hh:.3f}; the model is {_fmt(gap, t.max_below_human)} below them "
                           f"(at most {t.max_below_human:.2f} allowed)."))
 
     s = me.get("smd")
     gates.append(Gate("smd", s is not None and abs(s) <= t.max_abs_smd, s, t.max_abs_smd,
-                      f"The model's mean score differs from the humans' by {_fmt(s)} standard deviations "
+                      f"The model's mean score differs from the humans' by {_fmt(s, t.max_abs_smd)} standard deviations "
                       f"(at most {t.max_abs_smd:.2f} either way)."))
 
     worst = None

@@ -80,3 +80,10 @@ def test_smd_and_group_breakdown():
     assert math.isinf(g.smd([1, 1], [2, 2]))
     gb = g.group_breakdown([0, 1, 2, 2], [0, 1, 1, 2], {"lang": ["en", "en", "es", "es"]}, [0, 1, 2])
     assert gb["lang"]["en"]["exact"] == 1.0 and gb["lang"]["es"]["exact"] == 0.5 and gb["lang"]["es"]["n"] == 2
+
+
+def test_a_value_just_over_its_limit_is_not_printed_as_the_limit():
+    """An SMD of 0.1503 fails |SMD| <= .15: the message must not read "0.150 ... at most 0.15"."""
+    smd = by_name(g.evaluate(entry(s_smd=0.1503)))["smd"]
+    assert smd.passed is False and "by 0.1503 standard deviations" in smd.message
+    assert "by 0.120 standard deviations" in by_name(g.evaluate(entry(s_smd=0.12)))["smd"].message
