@@ -121,8 +121,8 @@ def evaluate(entry: Mapping, thresholds: GateThresholds | None = None, *, model:
 
     s = me.get("smd")
     gates.append(Gate("smd", s is not None and abs(s) <= t.max_abs_smd, s, t.max_abs_smd,
-                      f"The model's mean score differs from the humans' by {_fmt(s, t.max_abs_smd)} standard deviations "
-                      f"(at most {t.max_abs_smd:.2f} either way)."))
+                      f"The model's mean score differs from the humans' by {_fmt(s, t.max_abs_smd)} standard "
+                      f"deviations (at most {t.max_abs_smd:.2f} either way)."))
 
     worst = None
     for column, per in (entry.get("groups") or {}).items():
