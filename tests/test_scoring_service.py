@@ -68,7 +68,7 @@ def test_flags_decline_or_queue_for_review(demo_versions):
     assert empty.needs_review
     copy = score_submission(Submission.objects.create(item=item, response=item.question))
     assert "copy_of_question" in copy.flags and copy.model_score is None
-    item.confidence_threshold = 1.0  # nothing is ever that sure: every score goes to review
+    item.confidence_threshold = 1.01  # the most the field allows, above any probability: every score goes to review
     item.save()
     unsure = score_submission(Submission.objects.create(item=item, response=ANSWERS[1]))
     assert unsure.flags == ["low_confidence"] and unsure.model_score is not None
