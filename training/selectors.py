@@ -108,9 +108,8 @@ def item_report(run_item: TrainingRunItem) -> dict:
             "How often each score was given (test answers)", y_label="answers")
     curves = _learning_curves(entry, run_item)
     if curves["qwk"]:
-        out["charts"]["learning_qwk"] = charts.line_chart(
-            curves["qwk"], "Held-out QWK by epoch (teacher: mean of its cross-fitted copies)", y_label="QWK",
-            y_range=(0.0, 1.0))
+        out["charts"]["learning_qwk"] = charts.line_chart(curves["qwk"], "Held-out QWK by epoch",
+                                                          y_label="QWK", y_range=(0.0, 1.0))
     if curves["loss"]:
         out["charts"]["learning_loss"] = charts.line_chart(curves["loss"], "Held-out loss by epoch",
                                                            y_label="loss")
