@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -257,11 +257,24 @@ class TeacherResult:
     log: dict
     encode: Callable[[Dataset], object]
     seconds: float
+    folds: np.ndarray | None = None  # fold of each labelled row (copy k never saw fold k's labels)
+    by_copy: np.ndarray | None = None  # [folds, labelled rows]: each copy's ensemble score of every row
+    fold_lexical: list = field(default_factory=list)  # each copy's lexical half (fitted on its rows)
 
     def transformer(self, ds: Dataset) -> np.ndarray:
         """The fold transformers' mean score (their frozen lower layers are shared: cached once)."""
         cached = self.fitted[0].cache(self.encode(ds))
         return np.mean([t.predict(cached) for t in self.fitted], axis=0).astype(np.float64)
+
+    def per_copy(self, ds: Dataset) -> np.ndarray:
+        """``[folds, rows]``: each copy's ensemble score (its transformer and the lexical model fitted on
+        the same rows) of ``ds``."""
+        cached = self.fitted[0].cache(self.encode(ds))
+        t = np.stack([f.predict(cached) for f in self.fitted]).astype(np.float64)
+        if not self.fold_lexical or self.weight == 0:
+            return t
+        lex = np.stack([m.predict(ds.response) for m in self.fold_lexical])
+        return self.weight * lex + (1 - self.weight) * t
 
     def predict(self, ds: Dataset, transformer_f: np.ndarray | None = None) -> np.ndarray:
         """The ensemble's score; ``transformer_f`` replaces the transformer's own (e.g. the int8 copies')."""
@@ -292,17 +305,21 @@ def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[...
     def encode(ds: Dataset):
         return tch.Encoded(tok, ds.response, sp_.context(ds), max_len)
 
-    fitted, oof_t, log = tch.cross_fit(cfg.checkpoint, encode(lab), y, folds, len(sp_.levels), cfg, seed,
-                                       progress=lambda **k: say(**k))
+    fitted, oof_t, by_copy_t, log = tch.cross_fit(cfg.checkpoint, encode(lab), y, folds, len(sp_.levels), cfg,
+                                                  seed, progress=lambda **k: say(**k))
     fitted = [tch.to_cpu(f) for f in fitted]
     log["max_length"] = max_len
     weights = tuple(cfg.lexical_weights) or (0.0,)
     lexical, weight = None, 0.0
-    oof = oof_t
+    oof, by_copy = oof_t, by_copy_t
     if any(w > 0 for w in weights):
         texts = lab.response
-        oof_lex = out_of_fold(lambda tr, held: TfidfRidge().fit([texts[i] for i in tr], y[tr]).predict(
-            [texts[i] for i in held]), len(lab), folds)
+        ks = np.unique(folds)
+        # the lexical half of each copy, fitted on the copy's rows, scores every row
+        fold_lexical = [TfidfRidge().fit([texts[i] for i in np.flatnonzero(folds != k)], y[folds != k])
+                        for k in ks]
+        by_copy_lex = np.stack([m.predict(texts) for m in fold_lexical])
+        oof_lex = by_copy_lex[np.searchsorted(ks, folds), np.arange(len(lab))]
         best = None
         for w in weights:
             f = w * oof_lex + (1 - w) * oof_t
@@ -310,11 +327,15 @@ def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[...
             if best is None or q > best[0] + 1e-9:
                 best = (q, w, f)
         _, weight, oof = best
+        by_copy = weight * by_copy_lex + (1 - weight) * by_copy_t
         log["lexical_weight_oof_qwk"] = round(float(best[0]), 6)
         if weight > 0:
             lexical = TfidfRidge().fit(texts, y)
+        else:
+            fold_lexical = []
     result = TeacherResult(fitted, lexical, float(weight), Decoding.fit(oof, y, len(sp_.levels)), oof, log,
-                           encode, 0.0)
+                           encode, 0.0, folds=folds, by_copy=by_copy,
+                           fold_lexical=fold_lexical if lexical is not None else [])
     result.seconds = round(time.monotonic() - t0, 1)
     return result
 
@@ -325,22 +346,28 @@ class StudentData:
 
     features: Features
     human: np.ndarray  # level index per labelled row
-    teacher: np.ndarray  # teacher score per row (labelled and unscored)
+    teacher: np.ndarray  # teacher score per row (labelled and unscored): the final student's targets
     n_labelled: int
+    # With a cross-fitted teacher: the teacher's folds of the labelled rows and each copy's score of every
+    # row ([folds, rows]).  The student's out-of-fold fit for fold k then takes its targets from copy k,
+    # which never saw fold k's labels (a copy that did would leak them into the held-out estimate).
+    folds: np.ndarray | None = None
+    by_copy: np.ndarray | None = None
 
 
 def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Callable[..., None]) -> StudentData:
-    """The teacher's score of every labelled answer (out of fold: from the copy that never saw its label)
-    and of every unscored answer (the copies' mean); the featuriser reads them all."""
+    """Each teacher copy's score of every answer, labelled and unscored, and their mean (the final
+    student's targets); the featuriser reads them all."""
     lab = sp_.labelled
     rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
     n_un = len(sp_.unlabelled) if sp_.unlabelled is not None else 0
-    say("soft labels", message=f"teacher scores {n_un} unscored responses ({len(lab)} labelled: out of fold)",
-        force=True)
-    t_scores = np.concatenate([teacher.oof] + ([teacher.predict(sp_.unlabelled)] if n_un else []))
+    say("soft labels", message=f"teacher scores {n_un} unscored responses (and {len(lab)} labelled)", force=True)
+    by_copy = teacher.by_copy
+    if n_un:
+        by_copy = np.concatenate([by_copy, teacher.per_copy(sp_.unlabelled)], axis=1)
     feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
                              [t for d in rows for t in d.reference_answer])
-    return StudentData(feats, sp_.y(lab), t_scores, len(lab))
+    return StudentData(feats, sp_.y(lab), by_copy.mean(axis=0), len(lab), teacher.folds, by_copy)
 
 
 @dataclass
@@ -356,24 +383,33 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
                 say: Callable[..., None], name: str) -> FittedStudent:
     """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
     or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions
-    (QWK against the human levels), and the decoding is fitted on them.  The teacher's targets of the
-    labelled rows are its out-of-fold scores, so no row's target was fitted to its own label, and a
-    teacher weaker than the student on some item is mixed in less instead of dragging it down."""
+    (QWK against the human levels), and the decoding is fitted on them; a teacher weaker than the
+    student on some item is mixed in less instead of dragging it down.  With a cross-fitted teacher the
+    folds are the teacher's, and the fit that predicts fold k learns copy k's scores, so that no teacher
+    behind a held-out estimate saw the held-out labels; the final student learns the copies' mean."""
     n_lab = data.n_labelled
-    folds = fold_ids(n_lab, cfg.folds, seed, data.human)
+    per_copy = data.folds is not None and data.by_copy is not None
+    # the teacher's folds when it was cross-fitted (for the student without it too: the same comparison)
+    folds = data.folds if per_copy else fold_ids(n_lab, cfg.folds, seed, data.human)
+    ks = np.unique(folds)
     weights = tuple(cfg.teacher_weights) if distil else (0.0,)
     rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
     extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
+
+    def mix(w: float, t: np.ndarray) -> np.ndarray:
+        return np.concatenate([w * t[:n_lab] + (1 - w) * data.human, t[n_lab:]])
+
     best = None
     for w in weights:
-        target = np.concatenate([w * data.teacher[:n_lab] + (1 - w) * data.human, data.teacher[n_lab:]]) \
-            if distil else data.human.astype(np.float64)
+        target = mix(w, data.teacher) if distil else data.human.astype(np.float64)
         for alpha in cfg.alphas:
             say(f"student ({name})", message=f"out-of-fold fits, alpha {alpha:g}"
                 + (f", teacher weight {w:g}" if distil else ""), force=True)
 
-            def fit_predict(tr, held, alpha=alpha, target=target):
+            def fit_predict(tr, held, alpha=alpha, target=target, w=w):
                 idx = np.concatenate([tr, extra])
+                if distil and per_copy:  # targets from the copy that never saw the held-out fold
+                    target = mix(w, data.by_copy[int(np.searchsorted(ks, folds[held[0]]))])
                 m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[idx], target[idx])
                 return m.decision_function(data.features[held])
 
@@ -511,7 +547,10 @@ def distill_item(
             "teacher_recipe": _teacher_recipe(config, teacher),
             "teacher_training": teacher.log,
             "student_training": {"alpha": student.alpha, "oof_qwk": student.oof_qwk,
-                                 "oof_qwk_rows": f"every labelled row ({data.n_labelled})",
+                                 "oof_qwk_rows": f"every labelled row ({data.n_labelled}), "
+                                 + (f"the teacher's {len(np.unique(data.folds))} folds, each fold's targets from "
+                                    "the copy that never saw it" if data.folds is not None else
+                                    f"{scfg.folds} folds"),
                                  "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
                                  "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
             "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},

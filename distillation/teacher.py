@@ -379,10 +379,11 @@ def cross_fit(
     cfg: TeacherConfig,
     seed: int,
     progress: Progress | None = None,
-) -> tuple[list[FittedTeacher], np.ndarray, dict]:
+) -> tuple[list[FittedTeacher], np.ndarray, np.ndarray, dict]:
     """One teacher per fold, each trained on the other folds: returns the teachers, the out-of-fold score
-    of every row (each row scored by the teacher that never saw it) and a log.  The frozen lower layers
-    are computed once for every row and shared by all folds."""
+    of every row (each row scored by the teacher that never saw it), every teacher's score of every row
+    (``[folds, rows]``: the targets of the students' out-of-fold fits) and a log.  The frozen lower
+    layers are computed once for every row and shared by all folds."""
     t0 = time.monotonic()
     first = FittedTeacher(build_teacher(checkpoint, seed), 0, device())
     first.n_frozen = frozen_layers(first.model, cfg)[1]
@@ -396,6 +397,7 @@ def cross_fit(
     oof = np.zeros(len(data), dtype=np.float64)
     teachers, logs = [], []
     ks = np.unique(folds)
+    by_copy = np.zeros((len(ks), len(data)), dtype=np.float64)
     for n, k in enumerate(ks, start=1):
         tr, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         if progress:
@@ -403,7 +405,8 @@ def cross_fit(
                      force=True)
         sub = shared.subset if isinstance(shared, _Cache) else data.subset
         fitted, log = train_teacher(checkpoint, sub(tr), y[tr], sub(held), y[held], n_levels, cfg, seed, progress)
-        oof[held] = fitted.predict(fitted.cache(sub(held)))
+        by_copy[n - 1] = fitted.predict(fitted.cache(shared))
+        oof[held] = by_copy[n - 1][held]
         teachers.append(fitted)
         logs.append(log)
     epochs = [{"epoch": e + 1, "val_qwk": round(float(np.mean([lg["epochs"][e]["val_qwk"] for lg in logs])), 6),
@@ -414,7 +417,7 @@ def cross_fit(
            "device": logs[0]["device"], "mixed_precision": logs[0]["mixed_precision"],
            "cache_seconds": round(cache_s, 1), "oof_qwk_rounded": round(_rounded_qwk(oof, y, n_levels), 6),
            "seconds": round(time.monotonic() - t0, 1)}
-    return teachers, oof, log
+    return teachers, oof, by_copy, log
 
 
 def to_cpu(fitted: FittedTeacher) -> FittedTeacher:

@@ -97,3 +97,36 @@ def test_the_teachers_weight_follows_what_it_does_for_the_student():
     assert chosen(latent.astype(np.float64)) == 0.75  # the teacher knows the signal without the raters' noise
     misleading = 3.0 - latent.astype(np.float64)  # upside down
     assert chosen(misleading) == 0.25
+
+
+def test_a_cross_fitted_teachers_held_out_estimate_uses_the_copy_that_never_saw_the_fold():
+    """With one teacher copy per fold, the student's fit that predicts fold k learns copy k's scores; the
+    copies' mean (data.teacher) is only the final student's target."""
+    import scipy.sparse as sp
+
+    from distillation.config import StudentConfig
+    from distillation.pipeline import StudentData, fit_student
+    from distillation.student import Features
+
+    rng = np.random.default_rng(0)
+    n = 300
+    dense = rng.normal(size=(n, 3)).astype(np.float32)
+    latent = (1.5 + dense[:, 0]).astype(np.float64)
+    human = np.clip(np.round(latent + 0.8 * rng.normal(size=n)), 0, 3).astype(np.int64)
+    bag = sp.random(n, 3000, density=0.01, random_state=0, format="csr", data_rvs=lambda k: np.ones(k))
+    folds = np.arange(n) % 4
+    cfg = StudentConfig(alphas=(1.0,), folds=5, teacher_weights=(0.25, 0.75))
+    quiet = lambda *a, **k: None  # noqa: E731
+
+    def fit(mean, copies):
+        data = StudentData(Features(bag, dense), human, mean, n, folds, np.stack(copies))
+        return fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=False, say=quiet, name="t")
+
+    # a good-looking mean over misleading copies: the held-out estimate sees what the copies are
+    assert fit(latent, [3.0 - latent] * 4).teacher_weight == 0.25
+    assert fit(3.0 - latent, [latent] * 4).teacher_weight == 0.75
+    # the final student learns the mean: same fitted weights whatever the copies were, given w and alpha
+    a = fit(latent, [latent] * 4)
+    b = fit(latent, [latent + rng.normal(scale=0.01, size=n) for _ in range(4)])
+    assert a.teacher_weight == b.teacher_weight == 0.75
+    np.testing.assert_allclose(a.model.coef_dense_, b.model.coef_dense_)

@@ -10,6 +10,7 @@ from distillation.teacher import (
     Encoded,
     FittedTeacher,
     build_teacher,
+    cross_fit,
     load_tokenizer,
     max_length_for,
     train_teacher,
@@ -56,6 +57,21 @@ def test_only_the_top_layers_and_head_are_trained():
     assert not torch.equal(before.state_dict()["head.weight"], after["head.weight"])
     assert not torch.equal(before.state_dict()["encoder.encoder.layer.1.output.dense.weight"],
                            after["encoder.encoder.layer.1.output.dense.weight"])
+
+
+def test_cross_fit_scores_every_row_by_every_copy_and_out_of_fold_by_the_copy_that_never_saw_it():
+    tok = load_tokenizer(None)
+    texts = ["metal conducts heat fast", "wood is an insulator", "i dont know", "metal is cold"] * 4
+    y = np.array([2, 1, 0, 0] * 4)
+    folds = np.array([0, 1, 2] * 5 + [0])
+    cfg = TeacherConfig(checkpoint="tiny", epochs=1, batch_size=4, lr=1e-2, train_layers=1, folds=3)
+    teachers, oof, by_copy, log = cross_fit("tiny", Encoded(tok, texts, None, 32), y, folds, 3, cfg, seed=0)
+    assert len(teachers) == 3 and by_copy.shape == (3, len(texts)) and log["folds"] == 3
+    for k in range(3):
+        np.testing.assert_array_equal(oof[folds == k], by_copy[k][folds == k])
+        # copy k scores every row, the ones it was trained on too
+        np.testing.assert_allclose(by_copy[k], teachers[k].predict(Encoded(tok, texts, None, 32)), atol=1e-5)
+    assert not np.allclose(by_copy[0], by_copy[1])  # three different copies
 
 
 def test_max_length_auto_is_the_95th_percentile():
