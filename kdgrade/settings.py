@@ -275,6 +275,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # /healthz reports a queue's workers down when none has recorded a heartbeat for this long (3 beats).
 KDGRADE_HEALTH_HEARTBEAT_MAX_AGE = env_float("KDGRADE_HEALTH_HEARTBEAT_MAX_AGE", 180.0)
+# A queue's heartbeats older than this are deleted when the next one is recorded (two a minute would
+# otherwise grow the table by a million rows a year); the last ones stay while no worker runs.
+KDGRADE_HEARTBEAT_KEEP_HOURS = env_float("KDGRADE_HEARTBEAT_KEEP_HOURS", 24.0)
 # A worker stopped with SIGTERM finishes its running task, then exits; after this many seconds it
 # exits anyway (the task's message stays unacknowledged and is redelivered: tasks are idempotent).
 KDGRADE_WORKER_SHUTDOWN_GRACE = env_float("KDGRADE_WORKER_SHUTDOWN_GRACE", 25.0)

@@ -11,6 +11,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -34,8 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def record_heartbeat(*, queue: str, marker: str = "") -> WorkerHeartbeat:
-    """Note that a worker on `queue` is alive (called from a Celery task)."""
-    return WorkerHeartbeat.objects.create(hostname=socket.gethostname(), queue=queue, marker=marker)
+    """Note that a worker on `queue` is alive (called from a Celery task), and forget the queue's
+    heartbeats older than KDGRADE_HEARTBEAT_KEEP_HOURS."""
+    beat = WorkerHeartbeat.objects.create(hostname=socket.gethostname(), queue=queue, marker=marker)
+    keep = float(settings.KDGRADE_HEARTBEAT_KEEP_HOURS)
+    if keep > 0:
+        WorkerHeartbeat.objects.filter(queue=queue, seen_at__lt=beat.seen_at - timedelta(hours=keep)).delete()
+    return beat
 
 
 @dataclass
