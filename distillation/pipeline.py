@@ -261,17 +261,20 @@ class TeacherResult:
     by_copy: np.ndarray | None = None  # [folds, labelled rows]: each copy's ensemble score of every row
     fold_lexical: list = field(default_factory=list)  # each copy's lexical half (fitted on its rows)
 
-    def transformer(self, ds: Dataset) -> np.ndarray:
-        """The fold transformers' mean score (their frozen lower layers are shared: cached once)."""
+    def _transformers(self, ds: Dataset) -> np.ndarray:
+        """``[folds, rows]``: each fold transformer's score (their frozen lower layers are shared: cached once)."""
         cached = self.fitted[0].cache(self.encode(ds))
-        return np.mean([t.predict(cached) for t in self.fitted], axis=0).astype(np.float64)
+        return np.stack([t.predict(cached) for t in self.fitted])  # float32
+
+    def transformer(self, ds: Dataset) -> np.ndarray:
+        """The fold transformers' mean score."""
+        return self._transformers(ds).mean(axis=0).astype(np.float64)
 
     def per_copy(self, ds: Dataset) -> np.ndarray:
         """``[folds, rows]``: each copy's ensemble score (its transformer and the lexical model fitted on
         the same rows) of ``ds``."""
-        cached = self.fitted[0].cache(self.encode(ds))
-        t = np.stack([f.predict(cached) for f in self.fitted]).astype(np.float64)
-        if not self.fold_lexical or self.weight == 0:
+        t = self._transformers(ds).astype(np.float64)
+        if not self.fold_lexical:
             return t
         lex = np.stack([m.predict(ds.response) for m in self.fold_lexical])
         return self.weight * lex + (1 - self.weight) * t
@@ -310,7 +313,7 @@ def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[...
     fitted = [tch.to_cpu(f) for f in fitted]
     log["max_length"] = max_len
     weights = tuple(cfg.lexical_weights) or (0.0,)
-    lexical, weight = None, 0.0
+    lexical, weight, fold_lexical = None, 0.0, []
     oof, by_copy = oof_t, by_copy_t
     if any(w > 0 for w in weights):
         texts = lab.response
@@ -334,8 +337,7 @@ def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[...
         else:
             fold_lexical = []
     result = TeacherResult(fitted, lexical, float(weight), Decoding.fit(oof, y, len(sp_.levels)), oof, log,
-                           encode, 0.0, folds=folds, by_copy=by_copy,
-                           fold_lexical=fold_lexical if lexical is not None else [])
+                           encode, 0.0, folds=folds, by_copy=by_copy, fold_lexical=fold_lexical)
     result.seconds = round(time.monotonic() - t0, 1)
     return result
 
