@@ -54,8 +54,20 @@ DENSE_NAMES = (
     "ref_char4_recall",  # share of the reference's distinct character 4-grams present in the response
     "ref_char4_precision",  # share of the response's distinct character 4-grams present in the reference
     "ref_length_ratio",  # log((words + 1) / (reference words + 1)) / 3
+    "ref_content_recall",  # share of the reference's distinct content words (not function words) present
+    "ref_new_content_recall",  # ... of those the question does not already contain ("question demoting")
 )
 N_DENSE = len(DENSE_NAMES)
+# English function words: they match in almost any answer, so overlap over the other, content words says
+# more about what the answer shares with the key (it carries over to questions a pooled model never saw).
+_FUNCTION_WORDS_TEXT = """
+a about after all also an and any are as at be been before being but by can could did do does doing done
+for from had has have having he her here hers him his how i if in into is it its itself just me more most
+my no nor not of off on once only or other our ours out over own same she should so some such than that
+the their them then there these they this those through to too under until up very was we were what when
+where which while who whom why will with would you your
+"""
+FUNCTION_WORDS = tuple(_FUNCTION_WORDS_TEXT.split())
 
 _U64 = np.uint64
 _P = 0x100000001B3  # odd: invertible modulo 2**64
@@ -277,6 +289,19 @@ def _rekey(keys: np.ndarray, rows: np.ndarray, ids: np.ndarray, n_texts: int) ->
     return _row_key(ids[rows], keys)
 
 
+def _new_content_counts(ctx: _Context, ref_id: np.ndarray, q_id: np.ndarray) -> np.ndarray:
+    """Per row: how many of its reference's distinct content words its question does not contain (one
+    lookup per distinct (reference, question) pair of the batch: usually one)."""
+    nq = len(ctx.question_ids)
+    pairs, inverse = np.unique(ref_id * nq + q_id, return_inverse=True)
+    counts = np.empty(len(pairs), np.float64)
+    for j, pair in enumerate(pairs.tolist()):
+        r, q = divmod(pair, nq)
+        words = ctx.ref_content[ctx.ref_content_start[r] : ctx.ref_content_start[r + 1]]
+        counts[j] = len(words) - int(ctx.q_uni.contains(_row_key(np.full(len(words), q), words)).sum())
+    return counts[inverse.ravel()]
+
+
 _CONTEXT_CACHE: dict[tuple, _Context] = {}
 _CONTEXT_CACHE_SIZE = 256
 
@@ -291,6 +316,21 @@ class _Context:
     ref_word_count: np.ndarray
     q_uni: _KeySet
     question_ids: np.ndarray
+    ref_content: np.ndarray  # sorted (reference row, word) keys of each reference's distinct content words
+    ref_content_start: np.ndarray  # reference r's content keys are ref_content[start[r]:start[r + 1]]
+
+
+_FUNCTION_SET: _KeySet | None = None
+
+
+def _is_function_word(keys: np.ndarray) -> np.ndarray:
+    """Which (row, word) keys hold a function word (``FUNCTION_WORDS``)."""
+    global _FUNCTION_SET
+    if _FUNCTION_SET is None:
+        with np.errstate(over="ignore"):
+            fw = _Text([" ".join(FUNCTION_WORDS)])
+            _FUNCTION_SET = _KeySet(_unique(_row_key(np.zeros(len(fw.word_hash), np.int64), fw.word_hash)))
+    return _FUNCTION_SET.contains(_KEY_FLAG | (keys & _LOW40))
 
 
 def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
@@ -304,13 +344,17 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
         rt = _Text(refs)
         qt = _Text(questions)
         rbi_h, rbi_r = rt.word_bigrams()
+        ref_keys = _unique(_row_key(rt.word_row, rt.word_hash))
+        content = ref_keys[~_is_function_word(ref_keys)]
         value = _Context(
-            ref_uni=_KeySet(_unique(_row_key(rt.word_row, rt.word_hash))),
+            ref_uni=_KeySet(ref_keys),
             ref_bi=_KeySet(_unique(_row_key(rbi_r, rbi_h))),
             ref_c4=_KeySet(_char4_keys(rt)),
             ref_word_count=np.bincount(rt.word_row, minlength=len(refs)).astype(np.float64),
             q_uni=_KeySet(_unique(_row_key(qt.word_row, qt.word_hash))),
             question_ids=_text_ids(qt, len(questions)),
+            ref_content=content,
+            ref_content_start=np.searchsorted(_key_row(content), np.arange(len(refs) + 1)),
         )
     if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
         _CONTEXT_CACHE.pop(next(iter(_CONTEXT_CACHE)))
@@ -359,7 +403,10 @@ class Featurizer:
         char_ngrams: tuple[int, int] = (3, 5),
         use_reference: bool = True,
         cross_question: bool = False,
+        dense_features: Sequence[str] | None = None,
     ):
+        """``dense_features``: the overlap features to compute, by name (default: all of ``DENSE_NAMES``; a
+        model version trained before a feature existed lists the ones it was trained on)."""
         if not 2 <= n_buckets < 2**31:
             raise ValueError("n_buckets must be at least 2 (and below 2**31)")
         self.n_buckets = int(n_buckets)
@@ -372,13 +419,20 @@ class Featurizer:
                              "or (0, 0) for none")
         self.use_reference = bool(use_reference)
         self.cross_question = bool(cross_question)
+        names = tuple(DENSE_NAMES if dense_features is None else dense_features)
+        unknown = [x for x in names if x not in DENSE_NAMES]
+        if unknown:
+            raise ValueError(f"no dense feature named {', '.join(map(repr, unknown))}: this code computes "
+                             f"{', '.join(DENSE_NAMES)}")
+        self.dense_features = names
+        self._dense_cols = None if names == DENSE_NAMES else np.array([DENSE_NAMES.index(x) for x in names])
 
     # -- state -----------------------------------------------------------------------------------
     input_names = ("bucket", "segment", "segment_weight", "dense")
 
     @property
     def n_dense(self) -> int:
-        return N_DENSE
+        return len(self.dense_features)
 
     def to_state(self) -> dict:
         return {
@@ -388,10 +442,10 @@ class Featurizer:
             "char_ngrams": list(self.char_ngrams),
             "use_reference": self.use_reference,
             "cross_question": self.cross_question,
-            "dense_features": list(DENSE_NAMES),
+            "dense_features": list(self.dense_features),
             "namespaces": N_NAMESPACES,
             "inputs": {"bucket": ["m"], "segment": ["m"], "segment_weight": [f"n*{N_NAMESPACES}"],
-                       "dense": ["n", N_DENSE]},
+                       "dense": ["n", self.n_dense]},
         }
 
     @classmethod
@@ -400,14 +454,16 @@ class Featurizer:
             found = state.get("format") if isinstance(state, dict) else None
             raise ValueError(f"not a featuriser state of format {FORMAT!r} (found {found!r}): "
                              "a model version from an older kdgrade; train it again")
-        if list(state.get("dense_features", [])) != list(DENSE_NAMES):
-            raise ValueError("featuriser state lists other dense features than this code computes")
+        names = state.get("dense_features")
+        if not isinstance(names, list) or not names:
+            raise ValueError("featuriser state lists no dense features")
         return cls(
             n_buckets=state["n_buckets"],
             word_ngrams=tuple(state["word_ngrams"]),
             char_ngrams=tuple(state["char_ngrams"]),
             use_reference=state["use_reference"],
             cross_question=state["cross_question"],
+            dense_features=names,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -420,7 +476,7 @@ class Featurizer:
     def transform(self, responses: Sequence[str], questions=None, references=None) -> dict[str, np.ndarray]:
         """Features of ``responses`` (with the item's question and reference answer, one per response
         or one string for all): ``{"bucket": int64 [m], "segment": int64 [m], "segment_weight": float32
-        [n * N_NAMESPACES], "dense": float32 [n, N_DENSE]}``."""
+        [n * N_NAMESPACES], "dense": float32 [n, n_dense]}``."""
         with np.errstate(over="ignore"):
             return self._transform(responses, questions, references)
 
@@ -442,7 +498,7 @@ class Featurizer:
         nb = self.n_buckets
         if n == 0:
             return {"bucket": np.zeros(0, np.int64), "segment": np.zeros(0, np.int64),
-                    "segment_weight": np.zeros(0, np.float32), "dense": np.zeros((0, N_DENSE), np.float32)}
+                    "segment_weight": np.zeros(0, np.float32), "dense": np.zeros((0, self.n_dense), np.float32)}
         uniq_q, q_id = _ids(_as_text_list(questions, n, "questions"), n)
         uniq_ref, ref_id = _ids(_as_text_list(references, n, "references"), n)
         t = _Text(responses)
@@ -508,6 +564,8 @@ class Featurizer:
         with np.errstate(divide="ignore"):
             weight = np.where(count > 0, 1.0 / np.sqrt(count), 0.0).astype(np.float32).ravel()
         dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4 if char4 is not None else _char4_keys(t), n)
+        if self._dense_cols is not None:
+            dense = np.ascontiguousarray(dense[:, self._dense_cols])
         return {"bucket": bucket, "segment": segment, "segment_weight": weight, "dense": dense}
 
     @staticmethod
@@ -524,6 +582,9 @@ class Featurizer:
         n_types = np.bincount(d_row, minlength=n).astype(np.float64)
         shared = np.bincount(d_row[d_ref], minlength=n).astype(np.float64)
         in_q = np.bincount(d_row[d_q], minlength=n).astype(np.float64)
+        d_content = d_ref & ~_is_function_word(keys)
+        content_shared = np.bincount(d_row[d_content], minlength=n).astype(np.float64)
+        new_shared = np.bincount(d_row[d_content & ~d_q], minlength=n).astype(np.float64)
         novel = np.bincount(d_row[~(d_ref | d_q)], minlength=n).astype(np.float64)
         bkeys = _unique(_row_key(bi_r, bi_h))
         b_row = _key_row(bkeys)
@@ -551,4 +612,8 @@ class Featurizer:
         dense[:, 8] = np.where(rc_n > 0, c_shared / safe(rc_n, 1), 0.0)
         dense[:, 9] = c_shared / safe(c_types, 1)
         dense[:, 10] = (np.log1p(n_words) - np.log1p(ctx.ref_word_count[ref_id])) / 3.0
+        rcc_n = np.diff(ctx.ref_content_start).astype(np.float64)[ref_id]
+        dense[:, 11] = np.where(rcc_n > 0, content_shared / safe(rcc_n, 1), 0.0)
+        rnc_n = _new_content_counts(ctx, ref_id, q_id)
+        dense[:, 12] = np.where(rnc_n > 0, new_shared / safe(rnc_n, 1), 0.0)
         return dense.astype(np.float32)

@@ -355,6 +355,9 @@ class StudentData:
     # which never saw fold k's labels (a copy that did would leak them into the held-out estimate).
     folds: np.ndarray | None = None
     by_copy: np.ndarray | None = None
+    # A pooled model's question (and reference) of each labelled row: it also scores questions it never
+    # saw, so its ridge strength is judged on held-out questions too (see fit_student).
+    questions: np.ndarray | None = None
 
 
 def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Callable[..., None]) -> StudentData:
@@ -369,7 +372,12 @@ def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Calla
         by_copy = np.concatenate([by_copy, teacher.per_copy(sp_.unlabelled)], axis=1)
     feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
                              [t for d in rows for t in d.reference_answer])
-    return StudentData(feats, sp_.y(lab), by_copy.mean(axis=0), len(lab), teacher.folds, by_copy)
+    questions = None
+    if sp_.pooled_context:
+        index: dict = {}
+        questions = np.array([index.setdefault(pair, len(index))
+                              for pair in zip(lab.question, lab.reference_answer, strict=True)])
+    return StudentData(feats, sp_.y(lab), by_copy.mean(axis=0), len(lab), teacher.folds, by_copy, questions)
 
 
 @dataclass
@@ -379,6 +387,7 @@ class FittedStudent:
     alpha: float
     oof_qwk: float
     teacher_weight: float = 0.0  # 0: trained on the human levels alone
+    heldout_question_qwk: float | None = None  # pooled models: QWK on questions held out whole
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
@@ -388,7 +397,12 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     (QWK against the human levels), and the decoding is fitted on them; a teacher weaker than the
     student on some item is mixed in less instead of dragging it down.  With a cross-fitted teacher the
     folds are the teacher's, and the fit that predicts fold k learns copy k's scores, so that no teacher
-    behind a held-out estimate saw the held-out labels; the final student learns the copies' mean."""
+    behind a held-out estimate saw the held-out labels; the final student learns the copies' mean.
+
+    A pooled model (``data.questions``) also scores questions it never saw, where the answer words it
+    learned from other questions are mostly noise: each ridge strength is then judged by the mean of that
+    QWK and the QWK on whole questions held out (fitted on the human levels, so no teacher copy that saw
+    a held-out question's labels is involved)."""
     n_lab = data.n_labelled
     per_copy = data.folds is not None and data.by_copy is not None
     # the teacher's folds when it was cross-fitted (for the student without it too: the same comparison)
@@ -401,6 +415,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     def mix(w: float, t: np.ndarray) -> np.ndarray:
         return np.concatenate([w * t[:n_lab] + (1 - w) * data.human, t[n_lab:]])
 
+    by_question = _heldout_question_qwk(data, levels, cfg, stagewise, say, name)
     best = None
     for w in weights:
         target = mix(w, data.teacher) if distil else data.human.astype(np.float64)
@@ -418,12 +433,42 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
             oof = out_of_fold(fit_predict, n_lab, folds)
             dec = Decoding.fit(oof, data.human, len(levels))
             q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
-            if best is None or q > best[0] + 1e-9:
-                best = (q, alpha, dec, w, target)
-    q, alpha, dec, w, target = best
+            score = q if by_question is None else (q + by_question[alpha]) / 2
+            if best is None or score > best[0] + 1e-9:
+                best = (score, q, alpha, dec, w, target)
+    _, q, alpha, dec, w, target = best
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
     model.set_decoding(levels, dec.cuts, dec.scale)
-    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w))
+    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w),
+                         None if by_question is None else round(float(by_question[alpha]), 6))
+
+
+def _heldout_question_qwk(data: StudentData, levels: list[int], cfg, stagewise: bool,
+                          say: Callable[..., None], name: str) -> dict[float, float] | None:
+    """Pooled models: QWK of each ridge strength on whole questions held out (``cfg.folds`` groups of
+    questions, human levels only, each fold decoded by cut-points of its own held-out predictions).
+    None for a single item."""
+    from sklearn.model_selection import GroupKFold
+
+    if data.questions is None or len(np.unique(data.questions)) < 2:
+        return None
+    n_lab = data.n_labelled
+    k = min(cfg.folds, len(np.unique(data.questions)))
+    folds = np.empty(n_lab, np.int64)
+    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(n_lab), groups=data.questions)):
+        folds[held] = i
+    y = data.human.astype(np.float64)
+    out = {}
+    for alpha in cfg.alphas:
+        say(f"student ({name})", message=f"held-out questions, alpha {alpha:g}", force=True)
+
+        def fit_predict(tr, held, alpha=alpha):
+            m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[tr], y[tr])
+            return m.decision_function(data.features[held])
+
+        oof = out_of_fold(fit_predict, n_lab, folds)
+        out[alpha] = qwk(data.human, Decoding.fit(oof, data.human, len(levels)).levels(oof), list(range(len(levels))))
+    return out
 
 
 def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
@@ -554,8 +599,9 @@ def distill_item(
                                     "the copy that never saw it" if data.folds is not None else
                                     f"{scfg.folds} folds"),
                                  "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
-                                 "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled},
-            "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk},
+                                 "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled,
+                                 **_question_choice(student)},
+            "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk, **_question_choice(no_kd)},
             "distillation_gain_qwk": round(entry["models"]["student"]["qwk"] - entry["models"]["student_no_kd"]["qwk"],
                                            6),
         })
@@ -576,6 +622,13 @@ def distill_item(
         _set_threads(config.threads)
         shutil.rmtree(tmpd, ignore_errors=True)
     return entry
+
+
+def _question_choice(student: FittedStudent) -> dict:
+    if student.heldout_question_qwk is None:
+        return {}
+    return {"heldout_question_qwk": student.heldout_question_qwk,
+            "alpha_chosen_by": "mean of the out-of-fold QWK and the QWK on held-out questions (pooled model)"}
 
 
 def _teacher_recipe(config: DistillConfig, teacher: TeacherResult) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillation.features import N_DENSE, N_NAMESPACES, Featurizer
+from distillation.features import DENSE_NAMES, N_DENSE, N_NAMESPACES, Featurizer
 
 pytestmark = pytest.mark.ml
 
@@ -86,11 +86,35 @@ def test_state_round_trip_and_serving_copy_are_identical():
         Featurizer(n_buckets=1)
 
 
+def _digest(fz: Featurizer) -> str:
+    out = fz.transform(RESPONSES, QUESTION, REFERENCE)
+    return hashlib.sha256(b"".join(out[k].tobytes() for k in Featurizer.input_names)).hexdigest()
+
+
 def test_hash_is_stable_across_versions():
-    """A fixed fingerprint: a change here silently breaks every deployed model version."""
-    out = Featurizer(n_buckets=4096).transform(RESPONSES, QUESTION, REFERENCE)
-    digest = hashlib.sha256(b"".join(out[k].tobytes() for k in Featurizer.input_names)).hexdigest()
-    assert digest == FINGERPRINT
+    """Fixed fingerprints: a change here silently breaks every deployed model version.  A version trained
+    before the content-word features existed lists 11 dense features and still gets exactly its feeds."""
+    assert _digest(Featurizer(n_buckets=4096)) == FINGERPRINT
+    before = Featurizer(n_buckets=4096, dense_features=DENSE_NAMES[:11])
+    assert _digest(before) == FINGERPRINT_11_DENSE
+    state = before.to_state()
+    assert state["dense_features"] == list(DENSE_NAMES[:11]) and state["inputs"]["dense"] == ["n", 11]
+    assert _digest(Featurizer.from_state(state)) == FINGERPRINT_11_DENSE
+
+
+def test_content_word_overlap_ignores_function_words_and_what_the_question_already_says():
+    fz = Featurizer(n_buckets=64)
+    recall, new_recall = DENSE_NAMES.index("ref_content_recall"), DENSE_NAMES.index("ref_new_content_recall")
+    question = "Why does the metal spoon get hot?"
+    reference = "The metal conducts heat from the soup to the spoon."  # content: metal conducts heat soup spoon
+    d = fz.transform(["It is the metal of the spoon.", "Metal conducts heat.", "the of to from"],
+                     question, reference)["dense"]
+    # 2 of the 5 content words; the 3 new to the question (conducts, heat, soup): none of them
+    assert d[0, recall] == pytest.approx(2 / 5) and d[0, new_recall] == 0.0
+    assert d[1, recall] == pytest.approx(3 / 5) and d[1, new_recall] == pytest.approx(2 / 3)
+    assert d[2, recall] == 0.0 and d[2, new_recall] == 0.0  # function words alone share nothing that counts
+    with pytest.raises(ValueError, match="no dense feature named 'nope'"):
+        Featurizer(dense_features=["nope"])
 
 
 def test_key_set_answers_exactly_what_isin_answers():
@@ -133,4 +157,5 @@ def test_serving_modules_import_no_training_stack():
     assert res.stdout.strip() == "True"
 
 
-FINGERPRINT = "84f371af740fe2c711fe1c0a489fa4bd6463cfe3ddaa71a220f63359f68e31fd"
+FINGERPRINT = "091a5b6f7f2ae573854118ef92d64c59cc7d8537d98f8c8639a62b288fc01edc"
+FINGERPRINT_11_DENSE = "84f371af740fe2c711fe1c0a489fa4bd6463cfe3ddaa71a220f63359f68e31fd"  # before 2026-12-03

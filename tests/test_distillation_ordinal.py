@@ -130,3 +130,66 @@ def test_a_cross_fitted_teachers_held_out_estimate_uses_the_copy_that_never_saw_
     b = fit(latent, [latent + rng.normal(scale=0.01, size=n) for _ in range(4)])
     assert a.teacher_weight == b.teacher_weight == 0.75
     np.testing.assert_allclose(a.model.coef_dense_, b.model.coef_dense_)
+
+
+def _pooled_data(n: int = 240, n_questions: int = 12):
+    import scipy.sparse as sp
+
+    from distillation.pipeline import StudentData
+    from distillation.student import Features
+
+    rng = np.random.default_rng(1)
+    dense = rng.normal(size=(n, 3)).astype(np.float32)
+    human = np.clip(np.round(1.5 + dense[:, 0] + 0.5 * rng.normal(size=n)), 0, 3).astype(np.int64)
+    bag = sp.random(n, 500, density=0.02, random_state=1, format="csr", data_rvs=lambda k: np.ones(k))
+    questions = rng.permutation(np.arange(n) % n_questions)
+    return StudentData(Features(bag, dense), human, human.astype(np.float64), n, questions=questions)
+
+
+def test_a_pooled_models_held_out_questions_are_held_out_whole(monkeypatch):
+    """The estimate for questions the model never saw never trains on any answer to the held-out questions."""
+    from distillation import pipeline
+    from distillation.config import StudentConfig
+
+    data = _pooled_data()
+
+    def rows_of(features):  # which labelled rows a Features slice holds (their dense rows are distinct)
+        return [int(np.flatnonzero((data.features.dense == r).all(axis=1))[0]) for r in features.dense]
+
+    trained, held_out = [], []
+
+    class Recording(pipeline.LinearStudent):
+        def fit(self, X, y, sample_weight=None):
+            trained.append(rows_of(X))
+            return super().fit(X, y, sample_weight)
+
+        def decision_function(self, X):
+            held_out.append(rows_of(X))
+            return super().decision_function(X)
+
+    monkeypatch.setattr(pipeline, "LinearStudent", Recording)
+    out = pipeline._heldout_question_qwk(data, [0, 1, 2, 3], StudentConfig(alphas=(1.0,), folds=4), True,
+                                         lambda *a, **k: None, "t")
+    assert set(out) == {1.0} and -1.0 <= out[1.0] <= 1.0
+    assert len(trained) == len(held_out) == 4
+    for train_rows, held_rows in zip(trained, held_out, strict=True):
+        assert not set(data.questions[train_rows]) & set(data.questions[held_rows])
+    assert sorted(r for h in held_out for r in h) == list(range(data.n_labelled))  # every row held out once
+    assert pipeline._heldout_question_qwk(
+        pipeline.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), True, lambda *a, **k: None, "t") is None
+
+
+def test_a_pooled_models_ridge_strength_weighs_held_out_questions(monkeypatch):
+    """A pooled model's ridge strength is chosen on the mean of the held-out-answer and held-out-question
+    QWKs: a strength that transfers to new questions wins when the answers' own estimate is close."""
+    from distillation import pipeline
+    from distillation.config import StudentConfig
+
+    data = _pooled_data()
+    cfg = StudentConfig(alphas=(1.0, 3.0), folds=4, teacher_weights=(0.5,))
+    quiet = lambda *a, **k: None  # noqa: E731
+    for favoured in (1.0, 3.0):
+        by_question = {a: (0.9 if a == favoured else 0.0) for a in cfg.alphas}
+        monkeypatch.setattr(pipeline, "_heldout_question_qwk", lambda *a, bq=by_question, **k: bq)
+        fitted = pipeline.fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=True, say=quiet, name="t")
+        assert fitted.alpha == favoured and fitted.heldout_question_qwk == 0.9
