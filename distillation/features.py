@@ -33,7 +33,7 @@ the other rows of its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -290,16 +290,30 @@ def _rekey(keys: np.ndarray, rows: np.ndarray, ids: np.ndarray, n_texts: int) ->
 
 
 def _new_content_counts(ctx: _Context, ref_id: np.ndarray, q_id: np.ndarray) -> np.ndarray:
-    """Per row: how many of its reference's distinct content words its question does not contain (one
-    lookup per distinct (reference, question) pair of the batch: usually one)."""
+    """Per row: how many of its reference's distinct content words its question does not contain (looked
+    up once per distinct (reference, question) pair of the batch)."""
+    nq = len(ctx.question_ids)
+    if nq == 1 and len(ctx.ref_content_start) == 2:  # one item: the usual serving batch, done once per item
+        one = ctx.memo.get("new_content")
+        if one is None:
+            zero = np.zeros(1, np.int64)
+            one = ctx.memo["new_content"] = float(_new_content_counts_of(ctx, zero, zero)[0])
+        return np.full(len(ref_id), one)
+    return _new_content_counts_of(ctx, ref_id, q_id)
+
+
+def _new_content_counts_of(ctx: _Context, ref_id: np.ndarray, q_id: np.ndarray) -> np.ndarray:
     nq = len(ctx.question_ids)
     pairs, inverse = np.unique(ref_id * nq + q_id, return_inverse=True)
-    counts = np.empty(len(pairs), np.float64)
-    for j, pair in enumerate(pairs.tolist()):
-        r, q = divmod(pair, nq)
-        words = ctx.ref_content[ctx.ref_content_start[r] : ctx.ref_content_start[r + 1]]
-        counts[j] = len(words) - int(ctx.q_uni.contains(_row_key(np.full(len(words), q), words)).sum())
-    return counts[inverse.ravel()]
+    r, q = pairs // nq, pairs % nq
+    start = ctx.ref_content_start
+    lengths = start[r + 1] - start[r]
+    pair = np.repeat(np.arange(len(pairs)), lengths)  # each pair's reference content words, one after another
+    offset = np.arange(len(pair)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    words = ctx.ref_content[start[r][pair] + offset]
+    in_q = ctx.q_uni.contains(_row_key(q[pair], words))
+    counts = lengths - np.bincount(pair[in_q], minlength=len(pairs))
+    return counts.astype(np.float64)[inverse.ravel()]
 
 
 _CONTEXT_CACHE: dict[tuple, _Context] = {}
@@ -318,6 +332,7 @@ class _Context:
     question_ids: np.ndarray
     ref_content: np.ndarray  # sorted (reference row, word) keys of each reference's distinct content words
     ref_content_start: np.ndarray  # reference r's content keys are ref_content[start[r]:start[r + 1]]
+    memo: dict = field(default_factory=dict)  # per-context results of the batches that used it
 
 
 _FUNCTION_SET: _KeySet | None = None
