@@ -77,7 +77,9 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
     if "teacher_weight" in st:
         lines.append(f"Student targets: {st['teacher_weight']:g} x teacher + {1 - st['teacher_weight']:g} x human, "
                      f"ridge alpha {st.get('alpha', 0):g} (chosen out of fold on "
-                     f"{st.get('oof_qwk_rows', 'every labelled row')}: QWK {st.get('oof_qwk', 0):.3f}).")
+                     f"{st.get('oof_qwk_rows', 'every labelled row')}: QWK {st.get('oof_qwk', 0):.3f}"
+                     + (f"; pooled: with whole questions held out, QWK {st['heldout_question_qwk']:.3f}, the mean "
+                        "of the two decides" if st.get("heldout_question_qwk") is not None else "") + ").")
     lines.append("")
     return "\n".join(lines)
 
