@@ -22,7 +22,9 @@ Each occurrence in a namespace weighs ``1 / sqrt(number of occurrences of that n
   than removing them);
 * ``segment_weight`` float32 [n * N_NAMESPACES]: the weight of each (row, namespace);
 * ``dense`` float32 [n, N_DENSE]: overlap with the reference answer and the question (words, bigrams,
-  character 4-grams), which carries over to questions the model never saw, and length features.
+  character 4-grams), which carries over to questions the model never saw, and length features.  A
+  featuriser given ``known_questions`` (a pooled model's training questions) adds a last column,
+  ``question_seen``: 1.0 where the row's question is one of them, else 0.0 (``question_key``).
 
 The model's bag term for a row is ``sum over its namespaces of segment_weight * sum of w[bucket]``.
 ``to_csr`` turns the feeds into the equivalent scipy matrix for training.  The same code runs in
@@ -32,6 +34,7 @@ the other rows of its batch.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -68,6 +71,14 @@ the their them then there these they this those through to too under until up ve
 where which while who whom why will with would you your
 """
 FUNCTION_WORDS = tuple(_FUNCTION_WORDS_TEXT.split())
+# Not an overlap feature: 1.0 where the row's question is one the model was trained on (``known_questions``).
+# A pooled student scores a question it never saw from the overlap features alone (``distillation.student``).
+QUESTION_SEEN = "question_seen"
+
+
+def question_key(question: str) -> str:
+    """A question's identity for ``known_questions``: a hash of its lower-cased, whitespace-normalised text."""
+    return hashlib.blake2b(" ".join(str(question).lower().split()).encode("utf-8"), digest_size=8).hexdigest()
 
 _U64 = np.uint64
 _P = 0x100000001B3  # odd: invertible modulo 2**64
@@ -419,9 +430,12 @@ class Featurizer:
         use_reference: bool = True,
         cross_question: bool = False,
         dense_features: Sequence[str] | None = None,
+        known_questions: Sequence[str] | None = None,
     ):
         """``dense_features``: the overlap features to compute, by name (default: all of ``DENSE_NAMES``; a
-        model version trained before a feature existed lists the ones it was trained on)."""
+        model version trained before a feature existed lists the ones it was trained on).
+        ``known_questions``: the ``question_key`` of each question a pooled model was trained on; the dense
+        features then end with ``question_seen`` (by default; a listed ``dense_features`` must say so)."""
         if not 2 <= n_buckets < 2**31:
             raise ValueError("n_buckets must be at least 2 (and below 2**31)")
         self.n_buckets = int(n_buckets)
@@ -434,13 +448,25 @@ class Featurizer:
                              "or (0, 0) for none")
         self.use_reference = bool(use_reference)
         self.cross_question = bool(cross_question)
-        names = tuple(DENSE_NAMES if dense_features is None else dense_features)
-        unknown = [x for x in names if x not in DENSE_NAMES]
+        self.known_questions = None
+        if known_questions is not None:
+            keys = sorted({str(k) for k in known_questions})
+            if not keys or not all(len(k) == 16 and all(c in "0123456789abcdef" for c in k) for k in keys):
+                raise ValueError("known_questions must be question_key() values (16 hex digits), at least one")
+            self.known_questions = tuple(keys)
+        default = DENSE_NAMES + ((QUESTION_SEEN,) if self.known_questions else ())
+        names = tuple(default if dense_features is None else dense_features)
+        unknown = [x for x in names if x not in DENSE_NAMES and x != QUESTION_SEEN]
         if unknown:
             raise ValueError(f"no dense feature named {', '.join(map(repr, unknown))}: this code computes "
-                             f"{', '.join(DENSE_NAMES)}")
+                             f"{', '.join(DENSE_NAMES)} (and {QUESTION_SEEN} with known questions)")
+        if (QUESTION_SEEN in names) != bool(self.known_questions) or (
+                QUESTION_SEEN in names and names[-1] != QUESTION_SEEN):
+            raise ValueError(f"{QUESTION_SEEN!r} must be the last dense feature exactly when known_questions is given")
         self.dense_features = names
-        self._dense_cols = None if names == DENSE_NAMES else np.array([DENSE_NAMES.index(x) for x in names])
+        overlap = names[:-1] if self.known_questions else names
+        self._dense_cols = None if overlap == DENSE_NAMES else np.array([DENSE_NAMES.index(x) for x in overlap])
+        self._known = frozenset(self.known_questions or ())
 
     # -- state -----------------------------------------------------------------------------------
     input_names = ("bucket", "segment", "segment_weight", "dense")
@@ -458,6 +484,7 @@ class Featurizer:
             "use_reference": self.use_reference,
             "cross_question": self.cross_question,
             "dense_features": list(self.dense_features),
+            **({"known_questions": list(self.known_questions)} if self.known_questions else {}),
             "namespaces": N_NAMESPACES,
             "inputs": {"bucket": ["m"], "segment": ["m"], "segment_weight": [f"n*{N_NAMESPACES}"],
                        "dense": ["n", self.n_dense]},
@@ -479,7 +506,13 @@ class Featurizer:
             use_reference=state["use_reference"],
             cross_question=state["cross_question"],
             dense_features=names,
+            known_questions=state.get("known_questions"),
         )
+
+    @property
+    def seen_column(self) -> int | None:
+        """The dense column of ``question_seen`` (None without known questions)."""
+        return self.n_dense - 1 if self.known_questions else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Featurizer) and self.to_state() == other.to_state()
@@ -581,6 +614,9 @@ class Featurizer:
         dense = self._dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4 if char4 is not None else _char4_keys(t), n)
         if self._dense_cols is not None:
             dense = np.ascontiguousarray(dense[:, self._dense_cols])
+        if self.known_questions:
+            seen = np.array([question_key(q) in self._known for q in uniq_q], np.float32)[q_id]
+            dense = np.concatenate([dense, seen[:, None]], axis=1)
         return {"bucket": bucket, "segment": segment, "segment_weight": weight, "dense": dense}
 
     @staticmethod

@@ -23,10 +23,10 @@ from distillation import artifact, gates, ordinal
 from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import DataError, Dataset, check_labels, check_test, read_csv, stratified_split
-from distillation.features import Featurizer
+from distillation.features import Featurizer, question_key
 from distillation.lexical import TfidfRidge, fold_ids, out_of_fold
 from distillation.metrics import qwk, scores
-from distillation.student import Features, LinearStudent
+from distillation.student import Features, LinearStudent, NewQuestionBranch, fit_dense
 
 POOLED = "pooled"
 REPORT_MODELS = ("teacher", "teacher_onnx_int8", "student", "student_no_kd", "tfidf")
@@ -355,8 +355,8 @@ class StudentData:
     # which never saw fold k's labels (a copy that did would leak them into the held-out estimate).
     folds: np.ndarray | None = None
     by_copy: np.ndarray | None = None
-    # A pooled model's question (and reference) of each labelled row: it also scores questions it never
-    # saw, so its ridge strength is judged on held-out questions too (see fit_student).
+    # A pooled model's question (and reference) of each labelled row: its branch for questions it never
+    # saw is decoded on whole questions held out (fit_new_question_branch).
     questions: np.ndarray | None = None
 
 
@@ -387,11 +387,55 @@ class FittedStudent:
     alpha: float
     oof_qwk: float
     teacher_weight: float = 0.0  # 0: trained on the human levels alone
-    heldout_question_qwk: float | None = None  # pooled models: QWK on questions held out whole
+    new_questions: NewQuestions | None = None  # pooled models: how questions it never saw are scored
+
+    @property
+    def heldout_question_qwk(self) -> float | None:
+        return None if self.new_questions is None else self.new_questions.heldout_qwk
+
+
+@dataclass
+class NewQuestions:
+    """A pooled student's branch for questions it was not trained on, and its held-out figures."""
+
+    branch: NewQuestionBranch
+    decoding: Decoding  # fitted on whole questions held out
+    heldout_qwk: float
+
+
+def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_column: int,
+                            say: Callable[..., None]) -> NewQuestions | None:
+    """A pooled model's branch for questions it never saw: ridge on the overlap features alone (the words
+    it learned from other questions are noise there), fitted on the human levels of every labelled row,
+    decoded by cut-points and a link scale fitted on whole questions held out (``cfg.folds`` groups of
+    questions; human levels only, so no teacher copy that saw a held-out question's labels is involved).
+    None for a single item."""
+    from sklearn.model_selection import GroupKFold
+
+    if data.questions is None or len(np.unique(data.questions)) < 2:
+        return None
+    n_lab = data.n_labelled
+    k = min(cfg.folds, len(np.unique(data.questions)))
+    folds = np.empty(n_lab, np.int64)
+    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(n_lab), groups=data.questions)):
+        folds[held] = i
+    y = data.human.astype(np.float64)
+    say("student (new questions)", message=f"overlap features alone, {k} folds of whole questions", force=True)
+    dense = data.features.dense[:n_lab]
+
+    def fit_predict(tr, held):
+        coef, intercept = fit_dense(dense[tr], y[tr], cfg.dense_weight)
+        return dense[held].astype(np.float64) @ coef + intercept
+
+    oof = out_of_fold(fit_predict, n_lab, folds)
+    dec = Decoding.fit(oof, data.human, len(levels))
+    coef, intercept = fit_dense(dense, y, cfg.dense_weight)
+    q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
+    return NewQuestions(NewQuestionBranch(coef, intercept, dec.cuts, dec.scale, seen_column), dec, round(float(q), 6))
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
-                say: Callable[..., None], name: str) -> FittedStudent:
+                say: Callable[..., None], name: str, new_questions: NewQuestions | None = None) -> FittedStudent:
     """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
     or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions
     (QWK against the human levels), and the decoding is fitted on them; a teacher weaker than the
@@ -399,10 +443,8 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     folds are the teacher's, and the fit that predicts fold k learns copy k's scores, so that no teacher
     behind a held-out estimate saw the held-out labels; the final student learns the copies' mean.
 
-    A pooled model (``data.questions``) also scores questions it never saw, where the answer words it
-    learned from other questions are mostly noise: each ridge strength is then judged by the mean of that
-    QWK and the QWK on whole questions held out (fitted on the human levels, so no teacher copy that saw
-    a held-out question's labels is involved)."""
+    ``new_questions`` (pooled models, ``fit_new_question_branch``) scores the questions it was not
+    trained on; the rest is chosen and fitted on the questions it was."""
     n_lab = data.n_labelled
     per_copy = data.folds is not None and data.by_copy is not None
     # the teacher's folds when it was cross-fitted (for the student without it too: the same comparison)
@@ -415,7 +457,6 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     def mix(w: float, t: np.ndarray) -> np.ndarray:
         return np.concatenate([w * t[:n_lab] + (1 - w) * data.human, t[n_lab:]])
 
-    by_question = _heldout_question_qwk(data, levels, cfg, stagewise, say, name)
     best = None
     for w in weights:
         target = mix(w, data.teacher) if distil else data.human.astype(np.float64)
@@ -433,42 +474,13 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
             oof = out_of_fold(fit_predict, n_lab, folds)
             dec = Decoding.fit(oof, data.human, len(levels))
             q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
-            score = q if by_question is None else (q + by_question[alpha]) / 2
-            if best is None or score > best[0] + 1e-9:
-                best = (score, q, alpha, dec, w, target)
-    _, q, alpha, dec, w, target = best
+            if best is None or q > best[0] + 1e-9:
+                best = (q, alpha, dec, w, target)
+    q, alpha, dec, w, target = best
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
     model.set_decoding(levels, dec.cuts, dec.scale)
-    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w),
-                         None if by_question is None else round(float(by_question[alpha]), 6))
-
-
-def _heldout_question_qwk(data: StudentData, levels: list[int], cfg, stagewise: bool,
-                          say: Callable[..., None], name: str) -> dict[float, float] | None:
-    """Pooled models: QWK of each ridge strength on whole questions held out (``cfg.folds`` groups of
-    questions, human levels only, each fold decoded by cut-points of its own held-out predictions).
-    None for a single item."""
-    from sklearn.model_selection import GroupKFold
-
-    if data.questions is None or len(np.unique(data.questions)) < 2:
-        return None
-    n_lab = data.n_labelled
-    k = min(cfg.folds, len(np.unique(data.questions)))
-    folds = np.empty(n_lab, np.int64)
-    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(n_lab), groups=data.questions)):
-        folds[held] = i
-    y = data.human.astype(np.float64)
-    out = {}
-    for alpha in cfg.alphas:
-        say(f"student ({name})", message=f"held-out questions, alpha {alpha:g}", force=True)
-
-        def fit_predict(tr, held, alpha=alpha):
-            m = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[tr], y[tr])
-            return m.decision_function(data.features[held])
-
-        oof = out_of_fold(fit_predict, n_lab, folds)
-        out[alpha] = qwk(data.human, Decoding.fit(oof, data.human, len(levels)).levels(oof), list(range(len(levels))))
-    return out
+    model.set_new_questions(new_questions.branch if new_questions is not None else None)
+    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w), new_questions)
 
 
 def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
@@ -491,12 +503,29 @@ def model_metrics(levels: list[int], y: np.ndarray, pred: np.ndarray) -> dict:
     return out
 
 
-def selective_report(dec: Decoding, f_test: np.ndarray, y_test: np.ndarray, target: float, source: str) -> dict:
+def selective_report(dec: Decoding, conf: np.ndarray, correct: np.ndarray, target: float, source: str) -> dict:
+    """The threshold fitted on ``dec``'s held-out predictions, and what it gives on the test answers
+    (``conf``: the decoded level's probability; ``correct``: whether that level is the human's)."""
     sel = dec.threshold(target, source)
-    conf = dec.confidence(f_test)
-    correct = dec.levels(f_test) == y_test
     return {**sel.to_dict(), "test": ordinal.selective_metrics(conf, correct, sel.threshold),
             "ece": round(ordinal.expected_calibration_error(conf, correct), 6)}
+
+
+def _confident(dec: Decoding, f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded level's probability and whether it is the human's, for ``selective_report``."""
+    return dec.confidence(f), dec.levels(f) == y
+
+
+def _student_confident(student: FittedStudent, f: np.ndarray, dense: np.ndarray,
+                       y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_confident`` for the served student's scores ``f``: rows of questions it was not trained on are
+    decoded by its new-question branch."""
+    conf, correct = _confident(student.decoding, f, y)
+    nq = student.new_questions
+    if nq is not None:
+        new = dense[:, nq.branch.seen_column] < 0.5
+        conf[new], correct[new] = _confident(nq.decoding, f[new], y[new])
+    return conf, correct
 
 
 def agreement_target(ds: Dataset, default: float) -> tuple[float, str]:
@@ -563,11 +592,16 @@ def distill_item(
     scfg = config.student
     cross_q = {"auto": sp_.pooled_context, "on": True, "off": False}.get(scfg.cross_question, sp_.pooled_context)
     teacher = fit_teacher(sp_, config, seed, say)
+    # a pooled model knows its training questions: one it never saw is scored from the overlap features alone
+    known = sorted({question_key(q) for q in sp_.labelled.question}) if sp_.pooled_context else None
     fz = Featurizer(n_buckets=scfg.n_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
-                    use_reference=True, cross_question=cross_q)
+                    use_reference=True, cross_question=cross_q, known_questions=known)
     data = soft_targets(sp_, teacher, fz, say)
-    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled")
-    no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD")
+    new_q = fit_new_question_branch(data, levels, scfg, fz.seen_column, say) if known else None
+    student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled",
+                          new_questions=new_q)
+    no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD",
+                        new_questions=new_q)
     say("tfidf", message="TF-IDF ridge baseline, out-of-fold decoding", force=True)
     tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
     target, target_source = agreement_target(sp_.labelled, scfg.default_agreement)
@@ -628,7 +662,8 @@ def _question_choice(student: FittedStudent) -> dict:
     if student.heldout_question_qwk is None:
         return {}
     return {"heldout_question_qwk": student.heldout_question_qwk,
-            "alpha_chosen_by": "mean of the out-of-fold QWK and the QWK on held-out questions (pooled model)"}
+            "new_questions": "a question the model was not trained on is scored from the overlap features alone, "
+                             "decoded by cut-points fitted on whole questions held out (pooled model)"}
 
 
 def _teacher_recipe(config: DistillConfig, teacher: TeacherResult) -> str:
@@ -661,7 +696,7 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
     models["teacher"] = {"params": sum(tch.count_params(f.model) for f in teacher.fitted) + (
         teacher.lexical.n_params() if teacher.lexical is not None and teacher.weight > 0 else 0),
         **model_metrics(levels, y, t_pred),
-        "selective": selective_report(teacher.decoding, f_teacher, y, target, source)}
+        "selective": selective_report(teacher.decoding, *_confident(teacher.decoding, f_teacher, y), target, source)}
 
     feeds = fz.transform(test.response, test.question, test.reference_answer)
     served = oc.run(sess, feeds)
@@ -670,19 +705,21 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
     models["student"] = {"params": student.model.n_params(), **model_metrics(levels, y, s_pred),
                          "agreement_with_teacher": round(float((s_pred == t_pred).mean()), 6),
                          "qwk_with_teacher": round(qwk(t_pred, s_pred, ks), 6),
-                         "selective": selective_report(student.decoding, f_student, y, target, source)}
+                         "selective": selective_report(
+                             student.decoding, *_student_confident(student, f_student, feeds["dense"], y),
+                             target, source)}
     feats = Features.compute(fz, test.response, test.question, test.reference_answer)
-    f_nk = no_kd.model.decision_function(feats)
-    nk_pred = no_kd.decoding.levels(f_nk)
+    nk_pred = no_kd.model.predict_levels(feats)
+    nk_conf = no_kd.model.predict_proba(feats)[np.arange(len(y)), nk_pred]
     models["student_no_kd"] = {"params": no_kd.model.n_params(), **model_metrics(levels, y, nk_pred),
                                "agreement_with_teacher": round(float((nk_pred == t_pred).mean()), 6),
-                               "selective": selective_report(no_kd.decoding, f_nk, y, target, source)}
+                               "selective": selective_report(no_kd.decoding, nk_conf, nk_pred == y, target, source)}
     tfidf, tfidf_dec = tfidf_pair
     f_tf = tfidf.predict(test.response)
     tf_pred = tfidf_dec.levels(f_tf)
     models["tfidf"] = {"params": tfidf.n_params(), **model_metrics(levels, y, tf_pred),
                        "agreement_with_teacher": round(float((tf_pred == t_pred).mean()), 6),
-                       "selective": selective_report(tfidf_dec, f_tf, y, target, source)}
+                       "selective": selective_report(tfidf_dec, *_confident(tfidf_dec, f_tf, y), target, source)}
     models["teacher_onnx_int8"] = None
 
     if timings:
@@ -756,7 +793,9 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
         "groups": gates.group_breakdown(lv[y], lv[s_pred], groups, levels) if groups else {},
         "teacher_oof_qwk": round(qwk(teacher.decoding.heldout_y, teacher.decoding.levels(teacher.decoding.heldout_f),
                                      ks), 6),
-        "decoding": {"teacher": teacher.decoding.to_dict(), "student": student.decoding.to_dict()},
+        "decoding": {"teacher": teacher.decoding.to_dict(), "student": student.decoding.to_dict(),
+                     **({"student_new_questions": student.new_questions.decoding.to_dict()}
+                        if student.new_questions is not None else {})},
         # what the served student gave each test answer: the scorer must reproduce these exactly
         "test_predictions": {"response_id": list(test.response_id), "student": [int(lv[i]) for i in s_pred]},
     }

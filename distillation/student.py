@@ -6,6 +6,11 @@ numbers carry what it learned about partial answers, the human levels keep the s
 Cut-points fitted on out-of-fold predictions decode ``f`` into a level, and a cumulative-logit link
 gives calibrated probabilities per level (``distillation.ordinal``).
 
+A pooled student (one model over many questions) has a second branch for questions it was not trained
+on (``NewQuestionBranch``): there the answer words it learned from other questions are noise, so it
+scores from the overlap features alone, decoded by cut-points and a link scale fitted on whole questions
+held out.  The featuriser's ``question_seen`` column says which branch scores a row.
+
 The estimator follows scikit-learn's conventions (``fit`` returns ``self``, fitted attributes end in
 ``_``, ``classes_``, ``predict_proba``) and ``to_onnx()`` writes its twin, the graph the scorer serves
 (contract: ``distillation.onnx_contract``).  No torch.
@@ -55,6 +60,34 @@ class Features:
         return Features(sp.vstack([self.bag, other.bag], format="csr"), np.concatenate([self.dense, other.dense]))
 
 
+def fit_dense(dense: np.ndarray, y: np.ndarray, dense_weight: float,
+              sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Ridge (alpha 1) on ``dense_weight * dense`` (the stagewise student's first stage): the coefficients
+    of ``dense`` itself, and the intercept."""
+    from sklearn.linear_model import Ridge
+
+    m = Ridge(alpha=1.0).fit(dense.astype(np.float64) * dense_weight, y, sample_weight=sample_weight)
+    return m.coef_ * dense_weight, float(m.intercept_)
+
+
+@dataclass
+class NewQuestionBranch:
+    """How a pooled student scores a question it was not trained on: ``dense · coef + intercept``,
+    decoded by its own cut-points and link scale (fitted on whole questions held out)."""
+
+    coef: np.ndarray
+    intercept: float
+    cuts: np.ndarray
+    scale: float
+    seen_column: int  # the dense column that says whether a row's question was trained on
+
+    def decision_function(self, X: Features) -> np.ndarray:
+        return X.dense.astype(np.float64) @ self.coef + self.intercept
+
+    def n_params(self) -> int:
+        return len(self.coef) + 1 + len(self.cuts) + 1
+
+
 class LinearStudent:
     """Ridge regression on ``[bag, dense_weight * dense]``; with ``stagewise`` the dense features are fitted
     first and the bag fits what they leave (a pooled model then still scores questions it never saw,
@@ -73,7 +106,7 @@ class LinearStudent:
         y = np.asarray(y, dtype=np.float64)
         dense = X.dense.astype(np.float64) * self.dense_weight
         if self.stagewise:
-            first = Ridge(alpha=1.0).fit(dense, y, sample_weight=sample_weight)
+            first = Ridge(alpha=1.0).fit(dense, y, sample_weight=sample_weight)  # as fit_dense
             resid = y - first.predict(dense)
             second = Ridge(alpha=self.alpha, solver="sparse_cg", tol=1e-6, max_iter=2000)
             second.fit(X.bag, resid, sample_weight=sample_weight)
@@ -90,8 +123,20 @@ class LinearStudent:
             self.intercept_ = float(model.intercept_)
         return self
 
+    new_questions_: NewQuestionBranch | None = None
+
+    def _new(self, X: Features) -> np.ndarray:
+        """Rows whose question the model was not trained on (all False without a new-question branch)."""
+        if self.new_questions_ is None:
+            return np.zeros(len(X), dtype=bool)
+        return X.dense[:, self.new_questions_.seen_column] < 0.5
+
     def decision_function(self, X: Features) -> np.ndarray:
-        return X.bag @ self.coef_bag_ + X.dense.astype(np.float64) @ self.coef_dense_ + self.intercept_
+        f = X.bag @ self.coef_bag_ + X.dense.astype(np.float64) @ self.coef_dense_ + self.intercept_
+        new = self._new(X)
+        if new.any():
+            f[new] = self.new_questions_.decision_function(X[np.flatnonzero(new)])
+        return f
 
     # -- decoding --------------------------------------------------------------------------------
     def set_decoding(self, labels, cuts, scale: float) -> LinearStudent:
@@ -101,15 +146,36 @@ class LinearStudent:
         self.scale_ = float(scale)
         return self
 
+    def set_new_questions(self, branch: NewQuestionBranch | None) -> LinearStudent:
+        """The branch that scores questions the model was not trained on (pooled models)."""
+        if branch is not None and len(branch.coef) != len(self.coef_dense_):
+            raise ValueError("the new-question branch must read the same dense features as the student")
+        self.new_questions_ = branch
+        return self
+
     def predict_proba(self, X: Features) -> np.ndarray:
-        return ordinal.level_probabilities(self.decision_function(X), self.cuts_, self.scale_)
+        f, new = self.decision_function(X), self._new(X)
+        p = ordinal.level_probabilities(f, self.cuts_, self.scale_)
+        if new.any():
+            b = self.new_questions_
+            p[new] = ordinal.level_probabilities(f[new], b.cuts, b.scale)
+        return p
+
+    def predict_levels(self, X: Features) -> np.ndarray:
+        """The decoded level index of each row."""
+        f, new = self.decision_function(X), self._new(X)
+        level = ordinal.decode(f, self.cuts_)
+        if new.any():
+            level[new] = ordinal.decode(f[new], self.new_questions_.cuts)
+        return level
 
     def predict(self, X: Features) -> np.ndarray:
-        return self.classes_[ordinal.decode(self.decision_function(X), self.cuts_)]
+        return self.classes_[self.predict_levels(X)]
 
     def n_params(self) -> int:
         n = len(self.coef_bag_) + len(self.coef_dense_) + 1
-        return n + (len(self.cuts_) + 1 if hasattr(self, "cuts_") else 0)
+        n += len(self.cuts_) + 1 if hasattr(self, "cuts_") else 0
+        return n + (self.new_questions_.n_params() if self.new_questions_ is not None else 0)
 
     # -- ONNX twin -------------------------------------------------------------------------------
     def to_onnx(self):
@@ -146,27 +212,56 @@ class LinearStudent:
             node("MatMul", ["dense", "w_dense"], ["dense_col"]),
             node("Reshape", ["dense_col", "minus_one_i"], ["dense_sum"]),
             node("Add", ["bag_sum", "dense_sum"], ["f0"]),
-            node("Add", ["f0", "bias"], ["score"]),
+        ]
+        cuts, scale = "cuts", "scale"
+        b = self.new_questions_
+        if b is None:
+            nodes += [node("Add", ["f0", "bias"], ["score"]),
+                      node("Reshape", ["score", "col_shape"], ["f_col"])]
+        else:
+            # a question the model was not trained on (question_seen < 0.5): the overlap features alone,
+            # with their own cut-points and scale
+            inits += [
+                numpy_helper.from_array(b.coef.astype(f32).reshape(-1, 1), "w_new"),
+                numpy_helper.from_array(np.array([b.intercept], f32), "bias_new"),
+                numpy_helper.from_array(b.cuts.astype(f32).reshape(1, -1), "cuts_new"),
+                numpy_helper.from_array(np.array([[b.scale]], f32), "scale_new"),
+                numpy_helper.from_array(np.array([[self.scale_]], f32), "scale_seen"),
+                numpy_helper.from_array(np.array([b.seen_column], np.int64), "seen_index"),
+                numpy_helper.from_array(np.array([0.5], f32), "half_f"),
+            ]
+            nodes += [
+                node("Add", ["f0", "bias"], ["score_seen"]),
+                node("Reshape", ["score_seen", "col_shape"], ["f_seen_col"]),
+                node("Gather", ["dense", "seen_index"], ["seen_value"], axis=1),
+                node("Greater", ["seen_value", "half_f"], ["seen"]),
+                node("MatMul", ["dense", "w_new"], ["new_col0"]),
+                node("Add", ["new_col0", "bias_new"], ["f_new_col"]),
+                node("Where", ["seen", "f_seen_col", "f_new_col"], ["f_col"]),
+                node("Reshape", ["f_col", "minus_one_i"], ["score"]),
+                node("Where", ["seen", "cuts", "cuts_new"], ["cuts_row"]),
+                node("Where", ["seen", "scale_seen", "scale_new"], ["scale_row"]),
+            ]
+            cuts, scale = "cuts_row", "scale_row"
+            inits = [t for t in inits if t.name != "scale"]  # scale_seen takes its place
+        nodes += [
+            # zeros_col / ones_col: [n, 1] columns built from f_col
+            node("Mul", ["f_col", "zero_f"], ["zeros_col"]),
+            node("Add", ["zeros_col", "one_f"], ["ones_col"]),
             # ordinal link: P(level <= j) = sigmoid((cut_j - f) / scale); probabilities are the differences
-            node("Reshape", ["score", "col_shape"], ["f_col"]),
-            node("Sub", ["cuts", "f_col"], ["margin"]),
-            node("Div", ["margin", "scale"], ["z"]),
+            node("Sub", [cuts, "f_col"], ["margin"]),
+            node("Div", ["margin", scale], ["z"]),
             node("Sigmoid", ["z"], ["cum_inner"]),
             node("Concat", ["zeros_col", "cum_inner", "ones_col"], ["cum"], axis=1),
             node("Slice", ["cum", "one_i", "k_plus_1", "one_i"], ["cum_hi"]),
             node("Slice", ["cum", "zero_i", "minus_one_i", "one_i"], ["cum_lo"]),
             node("Sub", ["cum_hi", "cum_lo"], ["probabilities"]),
-            node("Greater", ["f_col", "cuts"], ["above"]),
+            node("Greater", ["f_col", cuts], ["above"]),
             node("Cast", ["above"], ["above_i"], to=TensorProto.INT64),
             node("ReduceSum", ["above_i", "one_i"], ["level"], keepdims=0),
-            # zeros_col / ones_col: [n, 1] columns built from f_col
-            node("Mul", ["f_col", "zero_f"], ["zeros_col"]),
-            node("Add", ["zeros_col", "one_f"], ["ones_col"]),
         ]
         inits += [numpy_helper.from_array(np.array([0.0], f32), "zero_f"),
                   numpy_helper.from_array(np.array([1.0], f32), "one_f")]
-        # ONNX needs nodes in topological order: move the two column builders before their use
-        nodes = nodes[:14] + nodes[-2:] + nodes[14:-2]
         vi = helper.make_tensor_value_info
         graph = helper.make_graph(
             nodes, "kdgrade_student",

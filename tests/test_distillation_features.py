@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillation.features import DENSE_NAMES, N_DENSE, N_NAMESPACES, Featurizer
+from distillation.features import DENSE_NAMES, N_DENSE, N_NAMESPACES, QUESTION_SEEN, Featurizer, question_key
 
 pytestmark = pytest.mark.ml
 
@@ -84,6 +84,31 @@ def test_state_round_trip_and_serving_copy_are_identical():
         Featurizer.from_state({**state, "format": "kdgrade-featurizer/1"})
     with pytest.raises(ValueError):
         Featurizer(n_buckets=1)
+
+
+def test_a_pooled_featuriser_says_which_questions_it_was_trained_on():
+    """With known questions the dense features end with question_seen: 1.0 for a known question (case and
+    spacing aside), 0.0 for any other; the rest of the feeds are those of a featuriser without them."""
+    known = [question_key("Why does metal feel cold?"), question_key("What do plants need light for?")]
+    fz = Featurizer(n_buckets=512, cross_question=True, known_questions=known)
+    assert fz.dense_features == (*DENSE_NAMES, QUESTION_SEEN) and fz.seen_column == N_DENSE
+    questions = ["why does  METAL feel cold?", "What do plants need light for?", "Why is the sky blue?", ""]
+    out = fz.transform(RESPONSES[:4], questions, REFERENCE)
+    assert out["dense"].shape == (4, N_DENSE + 1)
+    assert out["dense"][:, -1].tolist() == [1.0, 1.0, 0.0, 0.0]
+    plain = Featurizer(n_buckets=512, cross_question=True).transform(RESPONSES[:4], questions, REFERENCE)
+    assert np.array_equal(out["dense"][:, :-1], plain["dense"])
+    assert all(np.array_equal(out[k], plain[k]) for k in ("bucket", "segment", "segment_weight"))
+    state = json.loads(json.dumps(fz.to_state()))
+    assert state["known_questions"] == sorted(known) and state["inputs"]["dense"] == ["n", N_DENSE + 1]
+    assert Featurizer.from_state(state) == fz
+    assert "known_questions" not in Featurizer(n_buckets=512).to_state()  # single items: unchanged state
+    with pytest.raises(ValueError, match="question_key"):
+        Featurizer(known_questions=["not a key"])
+    with pytest.raises(ValueError, match="last dense feature"):
+        Featurizer.from_state({**state, "known_questions": None})
+    with pytest.raises(ValueError, match="last dense feature"):
+        Featurizer(dense_features=(*DENSE_NAMES, QUESTION_SEEN))
 
 
 def _digest(fz: Featurizer) -> str:

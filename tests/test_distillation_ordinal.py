@@ -146,50 +146,80 @@ def _pooled_data(n: int = 240, n_questions: int = 12):
     return StudentData(Features(bag, dense), human, human.astype(np.float64), n, questions=questions)
 
 
-def test_a_pooled_models_held_out_questions_are_held_out_whole(monkeypatch):
-    """The estimate for questions the model never saw never trains on any answer to the held-out questions."""
+def test_a_pooled_models_new_question_branch_is_decoded_on_questions_held_out_whole(monkeypatch):
+    """The branch for questions the model never saw is decoded on held-out predictions that never trained
+    on any answer to their question; the branch itself is then fitted on every labelled row."""
     from distillation import pipeline
     from distillation.config import StudentConfig
 
     data = _pooled_data()
+    fits = []
+    real_fit_dense = pipeline.fit_dense
 
-    def rows_of(features):  # which labelled rows a Features slice holds (their dense rows are distinct)
-        return [int(np.flatnonzero((data.features.dense == r).all(axis=1))[0]) for r in features.dense]
+    def recording(dense, y, dense_weight, sample_weight=None):
+        fits.append([int(np.flatnonzero((data.features.dense == r).all(axis=1))[0]) for r in dense])
+        return real_fit_dense(dense, y, dense_weight, sample_weight)
 
-    trained, held_out = [], []
-
-    class Recording(pipeline.LinearStudent):
-        def fit(self, X, y, sample_weight=None):
-            trained.append(rows_of(X))
-            return super().fit(X, y, sample_weight)
-
-        def decision_function(self, X):
-            held_out.append(rows_of(X))
-            return super().decision_function(X)
-
-    monkeypatch.setattr(pipeline, "LinearStudent", Recording)
-    out = pipeline._heldout_question_qwk(data, [0, 1, 2, 3], StudentConfig(alphas=(1.0,), folds=4), True,
-                                         lambda *a, **k: None, "t")
-    assert set(out) == {1.0} and -1.0 <= out[1.0] <= 1.0
-    assert len(trained) == len(held_out) == 4
-    for train_rows, held_rows in zip(trained, held_out, strict=True):
-        assert not set(data.questions[train_rows]) & set(data.questions[held_rows])
-    assert sorted(r for h in held_out for r in h) == list(range(data.n_labelled))  # every row held out once
-    assert pipeline._heldout_question_qwk(
-        pipeline.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), True, lambda *a, **k: None, "t") is None
+    monkeypatch.setattr(pipeline, "fit_dense", recording)
+    nq = pipeline.fit_new_question_branch(data, [0, 1, 2, 3], StudentConfig(folds=4), 2, lambda *a, **k: None)
+    *fold_fits, final = fits
+    assert len(fold_fits) == 4
+    everyone = set(range(data.n_labelled))
+    for train_rows in fold_fits:
+        held = sorted(everyone - set(train_rows))
+        assert held and not set(data.questions[train_rows]) & set(data.questions[held])
+    assert sorted(final) == sorted(everyone)
+    # the branch decodes with the cut-points and scale fitted on those held-out predictions
+    np.testing.assert_array_equal(nq.branch.cuts, nq.decoding.cuts)
+    assert nq.branch.scale == nq.decoding.scale and nq.branch.seen_column == 2
+    assert nq.heldout_qwk == pytest.approx(
+        pipeline.qwk(data.human, nq.decoding.levels(nq.decoding.heldout_f), [0, 1, 2, 3]), abs=1e-6)
+    assert nq.heldout_qwk > 0.5  # human levels follow dense column 0 in this data
+    assert pipeline.fit_new_question_branch(
+        pipeline.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), 2, lambda *a, **k: None) is None
 
 
-def test_a_pooled_models_ridge_strength_weighs_held_out_questions(monkeypatch):
-    """A pooled model's ridge strength is chosen on the mean of the held-out-answer and held-out-question
-    QWKs: a strength that transfers to new questions wins when the answers' own estimate is close."""
+def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone():
+    """Rows whose question the model was trained on are scored by the whole student (bag and overlap);
+    the others by the new-question branch alone, decoded by its own cut-points, in numpy and in ONNX."""
+    from distillation import onnx_contract as oc
     from distillation import pipeline
     from distillation.config import StudentConfig
+    from distillation.student import Features
 
     data = _pooled_data()
-    cfg = StudentConfig(alphas=(1.0, 3.0), folds=4, teacher_weights=(0.5,))
+    seen_col = np.ones((data.n_labelled, 1), np.float32)  # every training row's question is known
+    data = pipeline.replace(data, features=Features(data.features.bag, np.hstack([data.features.dense, seen_col])))
+    cfg = StudentConfig(alphas=(1.0,), folds=4, teacher_weights=(0.5,))
     quiet = lambda *a, **k: None  # noqa: E731
-    for favoured in (1.0, 3.0):
-        by_question = {a: (0.9 if a == favoured else 0.0) for a in cfg.alphas}
-        monkeypatch.setattr(pipeline, "_heldout_question_qwk", lambda *a, bq=by_question, **k: bq)
-        fitted = pipeline.fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=True, say=quiet, name="t")
-        assert fitted.alpha == favoured and fitted.heldout_question_qwk == 0.9
+    nq = pipeline.fit_new_question_branch(data, [0, 1, 2, 3], cfg, 3, quiet)
+    fitted = pipeline.fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=True, say=quiet, name="t",
+                                  new_questions=nq)
+    model = fitted.model
+    assert fitted.heldout_question_qwk == nq.heldout_qwk
+    assert model.n_params() == 500 + 4 + 1 + 3 + 1 + nq.branch.n_params()
+    rows = data.features[np.arange(40)]
+    new_dense = rows.dense.copy()
+    new_dense[20:, 3] = 0.0  # the last 20 rows: a question the model was not trained on
+    X = Features(rows.bag, new_dense)
+    no_bag = Features(rows.bag * 0.0, new_dense)
+    f = model.decision_function(X)
+    whole = X.bag @ model.coef_bag_ + X.dense.astype(np.float64) @ model.coef_dense_ + model.intercept_
+    np.testing.assert_allclose(f[:20], whole[:20])
+    np.testing.assert_allclose(f[20:], X.dense[20:].astype(np.float64) @ nq.branch.coef + nq.branch.intercept)
+    g = model.decision_function(no_bag)
+    np.testing.assert_allclose(g[20:], f[20:])  # new questions: the answer's words play no part
+    assert not np.allclose(g[:20], f[:20])  # known questions: they do
+    levels = model.predict_levels(X)
+    np.testing.assert_array_equal(levels[:20], pipeline.ordinal.decode(f[:20], fitted.decoding.cuts))
+    np.testing.assert_array_equal(levels[20:], pipeline.ordinal.decode(f[20:], nq.decoding.cuts))
+    assert not np.allclose(fitted.decoding.cuts, nq.decoding.cuts)
+    # the ONNX twin: the same scores, levels and probabilities (bag entries as the featuriser feeds them)
+    coo = X.bag.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    feeds = {"bucket": coo.col[order].astype(np.int64), "segment": (coo.row[order] * 4).astype(np.int64),
+             "segment_weight": np.ones(len(X) * 4, np.float32), "dense": X.dense.astype(np.float32)}
+    out = oc.run(oc.session(model.to_onnx().SerializeToString()), feeds)
+    np.testing.assert_allclose(out["score"], f, atol=1e-4)
+    np.testing.assert_array_equal(out["level"], levels)
+    assert oc.parity(model.predict_proba(X), out["probabilities"]) < 1e-5

@@ -13,7 +13,7 @@ from distillation import artifact, gates
 from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import read_csv
-from distillation.features import Featurizer
+from distillation.features import Featurizer, question_key
 from distillation.pipeline import REPORT_MODELS, distill_csv, quality_view
 from distillation.student import Features, LinearStudent
 
@@ -96,6 +96,40 @@ def test_model_version_directory_verifies_and_serves_like_training(run):
         cfg = json.loads((d / "config.json").read_text())
         assert cfg["item_id"] == item
     assert not [p for p in (out / "versions").iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_a_pooled_version_scores_a_question_it_never_saw_from_the_overlap_features_alone(tmp_path):
+    """One model over both items knows their questions: it scores them with everything it learned, and a
+    new question from the overlap features alone (its answers' words play no part), served as trained."""
+    report = distill_csv(DATA, tmp_path, config=DistillConfig.tiny(), seed=0, pooled=True)
+    entry, d = report["items"]["pooled"], tmp_path / "pooled"
+    m = artifact.verify(d)
+    train = read_csv(DATA)
+    fz = Featurizer.from_state(json.loads((d / "featurizer.json").read_text()))
+    assert list(fz.known_questions) == sorted({question_key(q) for q in train.question})
+    assert -1.0 <= entry["student_training"]["heldout_question_qwk"] <= 1.0
+    assert entry["decoding"]["student_new_questions"]["cut_points"] != entry["decoding"]["student"]["cut_points"]
+    sess = oc.session(d / "model.onnx")
+    oc.validate(sess, len(m.labels))
+    served = oc.run(sess, fz.transform(train.response, train.question, train.reference_answer))
+    by_id = dict(zip(train.response_id, np.asarray(m.labels)[served["level"]].tolist(), strict=True))
+    assert [by_id[r] for r in entry["test_predictions"]["response_id"]] == entry["test_predictions"]["student"]
+
+    answers = ["metal conducts heat and wood is an insulator", "plants use light for photosynthesis", "no idea"]
+
+    def scores(question, reference, bag=True):
+        feeds = fz.transform(answers, question, reference)
+        if not bag:
+            feeds["segment_weight"] = np.zeros_like(feeds["segment_weight"])
+        return feeds["dense"][:, -1], oc.run(sess, feeds)["score"]
+
+    seen, with_bag = scores(train.question[0], train.reference_answer[0])
+    assert seen.tolist() == [1.0] * 3
+    assert not np.allclose(scores(train.question[0], train.reference_answer[0], bag=False)[1], with_bag)
+    new = "Why do metal pans have wooden handles?"
+    unseen, with_bag = scores(new, "Wood is an insulator; metal conducts heat.")
+    assert unseen.tolist() == [0.0] * 3
+    np.testing.assert_array_equal(scores(new, "Wood is an insulator; metal conducts heat.", bag=False)[1], with_bag)
 
 
 @pytest.mark.parametrize(
