@@ -355,8 +355,8 @@ class StudentData:
     # which never saw fold k's labels (a copy that did would leak them into the held-out estimate).
     folds: np.ndarray | None = None
     by_copy: np.ndarray | None = None
-    # A pooled model's question (and reference) of each labelled row: its branch for questions it never
-    # saw is decoded on whole questions held out (fit_new_question_branch).
+    # A pooled model's question of each labelled row (by ``question_key``, as the featuriser knows them):
+    # its branch for questions it never saw is decoded on whole questions held out (fit_new_question_branch).
     questions: np.ndarray | None = None
 
 
@@ -375,8 +375,7 @@ def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Calla
     questions = None
     if sp_.pooled_context:
         index: dict = {}
-        questions = np.array([index.setdefault(pair, len(index))
-                              for pair in zip(lab.question, lab.reference_answer, strict=True)])
+        questions = np.array([index.setdefault(question_key(q), len(index)) for q in lab.question])
     return StudentData(feats, sp_.y(lab), by_copy.mean(axis=0), len(lab), teacher.folds, by_copy, questions)
 
 
