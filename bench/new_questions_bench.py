@@ -29,16 +29,6 @@ DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "dataset
 SPLITS = ("test_unseen_answers", "test_unseen_questions", "test_unseen_domains")
 
 
-def _question_folds(questions, k: int):
-    import numpy as np
-    from sklearn.model_selection import GroupKFold
-
-    folds = np.empty(len(questions), np.int64)
-    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(len(questions)), groups=questions)):
-        folds[held] = i
-    return folds
-
-
 class _Redecoded:
     """A whole student whose rows of unknown questions take another decoding (cut-points and scale)."""
 
@@ -115,10 +105,10 @@ def main() -> None:
     whole = dict(zip(args.alphas, (r[1] for r in rows), strict=False)).get(st.alpha)
     if whole is not None:
         from distillation.lexical import out_of_fold
-        from distillation.pipeline import Decoding
+        from distillation.pipeline import Decoding, question_folds
         from distillation.student import LinearStudent
 
-        groups = _question_folds(questions, cfg.folds)
+        groups = question_folds(questions, cfg.folds)
 
         def fit_predict(tr, held):
             m = LinearStudent(st.alpha, cfg.dense_weight, True).fit(data.features[tr], human[tr].astype(np.float64))

@@ -402,6 +402,17 @@ class NewQuestions:
     heldout_qwk: float
 
 
+def question_folds(questions: np.ndarray, folds: int) -> np.ndarray:
+    """Fold id per row with every question's rows in one fold (at most ``folds``, one per question at least)."""
+    from sklearn.model_selection import GroupKFold
+
+    k = min(folds, len(np.unique(questions)))
+    out = np.empty(len(questions), np.int64)
+    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(len(questions)), groups=questions)):
+        out[held] = i
+    return out
+
+
 def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_column: int,
                             say: Callable[..., None]) -> NewQuestions | None:
     """A pooled model's branch for questions it never saw: ridge on the overlap features alone (the words
@@ -409,15 +420,11 @@ def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_colu
     decoded by cut-points and a link scale fitted on whole questions held out (``cfg.folds`` groups of
     questions; human levels only, so no teacher copy that saw a held-out question's labels is involved).
     None for a single item."""
-    from sklearn.model_selection import GroupKFold
-
     if data.questions is None or len(np.unique(data.questions)) < 2:
         return None
     n_lab = data.n_labelled
-    k = min(cfg.folds, len(np.unique(data.questions)))
-    folds = np.empty(n_lab, np.int64)
-    for i, (_, held) in enumerate(GroupKFold(n_splits=k).split(np.zeros(n_lab), groups=data.questions)):
-        folds[held] = i
+    folds = question_folds(data.questions, cfg.folds)
+    k = len(np.unique(folds))
     y = data.human.astype(np.float64)
     say("student (new questions)", message=f"overlap features alone, {k} folds of whole questions", force=True)
     dense = data.features.dense[:n_lab]
