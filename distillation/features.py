@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -157,9 +158,10 @@ class _Text:
         ends = np.concatenate([self.seps, [len(raw)]])
         self.row_len = ends - starts  # bytes of each padded row, its separator excluded
         is_word = (raw != _SPACE) & ~is_sep
-        edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-        self.word_start = np.flatnonzero(edges == 1)
-        self.word_end = np.flatnonzero(edges == -1)
+        w = np.zeros(len(raw) + 2, dtype=bool)  # is_word with a non-word byte either side (np.diff is slow)
+        w[1:-1] = is_word
+        self.word_start = np.flatnonzero(w[1:] > w[:-1])
+        self.word_end = np.flatnonzero(w[1:] < w[:-1])
         self.word_row = self.row_of[self.word_start]
         n = len(raw)
         self.pw, self.ipw = _power_tables(n + 1)
@@ -221,6 +223,9 @@ def _key_row(keys: np.ndarray) -> np.ndarray:
     return ((keys & ~_KEY_FLAG) >> _U64(40)).astype(np.int64)
 
 
+_SMALL_QUERY = 256  # at most this many keys: looked up in a Python set (same answer, less overhead)
+
+
 class _KeySet:
     """An exact set of uint64 keys (each with ``_KEY_FLAG`` set) answering vectorised membership
     queries: an open-addressing table at most a quarter full, probed linearly (``np.isin`` sorts the
@@ -237,12 +242,15 @@ class _KeySet:
                 slot = (slot + 1) & self.mask
             table[slot] = key
         self.table = np.array(table, dtype=np.uint64)
+        self.members = frozenset(keys.tolist())  # for small queries (one answer): a set beats a dozen numpy calls
         self.counts = np.bincount(_key_row(keys), minlength=1) if len(keys) else np.zeros(1, np.int64)
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         return ((keys * _SET_MUL) >> _U64(64 - self.bits)).view(np.int64)
 
     def contains(self, queries: np.ndarray) -> np.ndarray:
+        if len(queries) <= _SMALL_QUERY:
+            return np.fromiter(map(self.members.__contains__, queries.tolist()), bool, count=len(queries))
         slot = self._slots(queries)
         t = self.table[slot]
         found = t == queries
@@ -343,6 +351,7 @@ class _Context:
     question_ids: np.ndarray
     ref_content: np.ndarray  # sorted (reference row, word) keys of each reference's distinct content words
     ref_content_start: np.ndarray  # reference r's content keys are ref_content[start[r]:start[r + 1]]
+    ref_content_count: np.ndarray  # float64: how many distinct content words reference r has
     memo: dict = field(default_factory=dict)  # per-context results of the batches that used it
 
 
@@ -372,6 +381,7 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
         rbi_h, rbi_r = rt.word_bigrams()
         ref_keys = _unique(_row_key(rt.word_row, rt.word_hash))
         content = ref_keys[~_is_function_word(ref_keys)]
+        start = np.searchsorted(_key_row(content), np.arange(len(refs) + 1))
         value = _Context(
             ref_uni=_KeySet(ref_keys),
             ref_bi=_KeySet(_unique(_row_key(rbi_r, rbi_h))),
@@ -380,7 +390,8 @@ def _context(refs: tuple[str, ...], questions: tuple[str, ...]) -> _Context:
             q_uni=_KeySet(_unique(_row_key(qt.word_row, qt.word_hash))),
             question_ids=_text_ids(qt, len(questions)),
             ref_content=content,
-            ref_content_start=np.searchsorted(_key_row(content), np.arange(len(refs) + 1)),
+            ref_content_start=start,
+            ref_content_count=np.diff(start).astype(np.float64),
         )
     if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_SIZE:
         _CONTEXT_CACHE.pop(next(iter(_CONTEXT_CACHE)))
@@ -584,7 +595,7 @@ class Featurizer:
             add(_mix(t.word_hash * _PAIR + ctx.question_ids[q_id[t.word_row]]), t.word_row, CROSS)
 
         sizes = [len(b[0]) if isinstance(b, tuple) else max(len(t.raw) - b + 1, 0) for b in blocks]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        offsets = [0, *accumulate(sizes)]
         bucket = np.empty(offsets[-1], np.int64)
         segment = np.empty(offsets[-1], np.int64)
         for block, at in zip(blocks, offsets, strict=False):
@@ -663,7 +674,7 @@ class Featurizer:
         dense[:, 8] = np.where(rc_n > 0, c_shared / safe(rc_n, 1), 0.0)
         dense[:, 9] = c_shared / safe(c_types, 1)
         dense[:, 10] = (np.log1p(n_words) - np.log1p(ctx.ref_word_count[ref_id])) / 3.0
-        rcc_n = np.diff(ctx.ref_content_start).astype(np.float64)[ref_id]
+        rcc_n = ctx.ref_content_count[ref_id]
         dense[:, 11] = np.where(rcc_n > 0, content_shared / safe(rcc_n, 1), 0.0)
         rnc_n = _new_content_counts(ctx, ref_id, q_id)
         dense[:, 12] = np.where(rnc_n > 0, new_shared / safe(rnc_n, 1), 0.0)

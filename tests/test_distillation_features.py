@@ -150,9 +150,14 @@ def test_key_set_answers_exactly_what_isin_answers():
     # queries: every key, keys with one bit flipped, and random misses; the table is an eighth full,
     # so many queries land on an occupied slot of another key and have to probe on
     queries = np.concatenate([keys, keys ^ np.uint64(1), rng.integers(0, 2**40, 20000, dtype=np.uint64) | _KEY_FLAG])
-    got = _KeySet(keys).contains(queries)
+    table = _KeySet(keys)
+    got = table.contains(queries)
     np.testing.assert_array_equal(got, np.isin(queries, keys))
     assert got[: len(keys)].all() and not _KeySet(keys[:0]).contains(queries).any()
+    # a small query (one answer's words) takes the set path: the same answers
+    for part in (queries[:0], queries[:1], queries[2990:3010], queries[-200:], queries[::100][:256]):
+        np.testing.assert_array_equal(table.contains(part), np.isin(part, keys))
+    assert table.contains(queries[2990:3010]).sum() == 10  # 10 keys, then 10 with a bit flipped
 
 
 def test_question_and_reference_change_the_features():
