@@ -46,7 +46,9 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
              f"{entry.get('n_train', '?')} training / {entry['n_test']} test answers; human-human QWK "
              f"{_f(hh)} ({entry.get('human_human_source') or 'no second rating'}); agreement target for "
              f"scoring alone {_f(entry['agreement_target']['exact'])} ({entry['agreement_target']['source']})"
-             + (f"; {entry['seconds'] / 60:.1f} min to distil" if entry.get("seconds") else ""), "",
+             + (f"; {entry['seconds'] / 60:.1f} min to distil" if entry.get("seconds") else "")
+             + (" (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in entry["stage_seconds"].items()) + ")"
+                if entry.get("stage_seconds") else ""), "",
              "| model | QWK | exact | macro-F1 | SMD | coverage (agreement) at target, test | ECE | params "
              "| ms/answer | answers/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]

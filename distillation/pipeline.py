@@ -590,8 +590,16 @@ def distill_item(
     model-version directory ``out/<item_id>/``.  Returns the item's report entry."""
     t_item = time.monotonic()
     _set_threads(config.threads)
+    stage_seconds: dict[str, float] = {}  # where the minutes go (the report's "stage_seconds")
+    clock = ["splits", t_item]
+
+    def lap(next_stage: str) -> None:
+        now = time.monotonic()
+        stage_seconds[clock[0]] = stage_seconds.get(clock[0], 0.0) + now - clock[1]
+        clock[:] = [next_stage, now]
 
     def say(stage, **kw):
+        lap(stage.split(" (")[0])  # "student (no KD)" counts as "student"
         progress(item=item_id, stage=stage, **kw)
 
     sp_ = make_splits(train, test, unlabelled, levels, config, seed)
@@ -647,7 +655,9 @@ def distill_item(
         })
         entry["gates"] = [g.to_dict() for g in gates.evaluate(entry)]
         entry["gates_passed"] = gates.passed([gates.Gate(**g) for g in entry["gates"]])
+        lap("write")
         entry["seconds"] = round(time.monotonic() - t_item, 1)
+        entry["stage_seconds"] = {k: round(v, 1) for k, v in stage_seconds.items()}
         write_version(work, item_id, sp_, fz, student, entry, config, seed, train, unlabelled)
         final = out / item_id
         if final.exists():
@@ -897,7 +907,7 @@ def _versions() -> dict:
 
 def quality_view(report: dict) -> dict:
     """The report without timings (what the same seed must reproduce byte for byte)."""
-    timing = {"ms_per_response", "responses_per_s", "seconds", "cache_seconds"}
+    timing = {"ms_per_response", "responses_per_s", "seconds", "cache_seconds", "stage_seconds"}
 
     def strip(x):
         if isinstance(x, dict):

@@ -63,6 +63,12 @@ def test_report_shape(run):
         assert np.array(entry["confusion"]["matrix"]).sum() == entry["n_test"]
         assert sum(entry["distribution"]["human"].values()) == entry["n_test"]
         assert entry["distillation_gain_qwk"] == pytest.approx(s["qwk"] - entry["models"]["student_no_kd"]["qwk"])
+        # where the minutes went: every stage in order, none negative, together within the item's time
+        stages = entry["stage_seconds"]
+        assert list(stages) == ["splits", "teacher", "soft labels", "student", "tfidf", "export", "evaluate",
+                                "teacher_onnx_int8"]
+        assert min(stages.values()) >= 0 and stages["teacher"] > 0
+        assert sum(stages.values()) <= entry["seconds"] + 0.1 * len(stages)  # each rounded to 0.1 s
 
 
 def test_model_version_directory_verifies_and_serves_like_training(run):
