@@ -236,13 +236,14 @@ class _KeySet:
         keys = np.asarray(keys, dtype=np.uint64)
         self.bits = max(4, (8 * len(keys) - 1).bit_length())
         self.mask = (1 << self.bits) - 1
+        key_list = keys.tolist()
         table = [0] * (1 << self.bits)
-        for key, slot in zip(keys.tolist(), self._slots(keys).tolist(), strict=True):
+        for key, slot in zip(key_list, self._slots(keys).tolist(), strict=True):
             while table[slot] and table[slot] != key:
                 slot = (slot + 1) & self.mask
             table[slot] = key
         self.table = np.array(table, dtype=np.uint64)
-        self.members = frozenset(keys.tolist())  # for small queries (one answer): a set beats a dozen numpy calls
+        self.members = frozenset(key_list)  # for small queries (one answer): a set beats a dozen numpy calls
         self.counts = np.bincount(_key_row(keys), minlength=1) if len(keys) else np.zeros(1, np.int64)
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
