@@ -24,6 +24,9 @@ class TeacherConfig:
     train_layers: int = 2  # on a CPU: the top layers trained; the ones below are frozen and cached
     gpu_train_layers: int | None = None  # on a GPU: None = every layer
     gpu_epochs: int = 12
+    # on a CPU, the training steps in bf16 autocast: "auto" = where the CPU has native bf16 (AVX512-BF16,
+    # AMX); predictions stay float32.  A recipe's figures depend on it, so the report's log records it.
+    cpu_bf16: str = "auto"
     # The teacher's prediction is w * (TF-IDF ridge) + (1 - w) * transformer, an ensemble reported as
     # such, with w among these chosen on the out-of-fold scores.  (0.0,) = the transformer alone.
     lexical_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)

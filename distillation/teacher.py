@@ -246,9 +246,9 @@ class FittedTeacher:
             out[idx] = self._forward(data, idx).float().cpu().numpy()
         return out
 
-    def _forward(self, data, idx) -> torch.Tensor:
+    def _forward(self, data, idx, bf16: bool = False) -> torch.Tensor:
         dev = self.device
-        with _autocast(dev):
+        with _autocast(dev, bf16):
             if isinstance(data, _Cache):
                 h, mask = data.batch(idx)
                 return self.model.upper(h.to(dev), mask.to(dev), self.n_frozen)
@@ -261,10 +261,29 @@ class FittedTeacher:
         return _Cache(self.model, data, self.n_frozen, self.device)
 
 
-def _autocast(dev: torch.device):
+def _autocast(dev: torch.device, cpu_bf16: bool = False):
+    """bf16 autocast on a GPU; on a CPU only where asked (the training steps, ``cpu_bf16``)."""
     if dev.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX-BF16).  Elsewhere
+    onednn emulates them, slower than float32, so ``cpu_bf16="auto"`` leaves them off."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_bf16_enabled(cfg: TeacherConfig) -> bool:
+    """Whether the CPU training steps run in bf16 autocast under ``cfg.cpu_bf16`` ("auto", "on", "off")."""
+    if cfg.cpu_bf16 not in ("auto", "on", "off"):
+        raise TeacherError(f"cpu_bf16 must be auto, on or off, not {cfg.cpu_bf16!r}")
+    return cfg.cpu_bf16 == "on" or (cfg.cpu_bf16 == "auto" and cpu_has_native_bf16())
 
 
 def _rounded_qwk(f: np.ndarray, y: np.ndarray, n_levels: int) -> float:
@@ -292,6 +311,9 @@ def train_teacher(
     model = build_teacher(checkpoint, seed)
     dev = device()
     gpu = dev.type == "cuda"
+    # CPU mixed precision: the training steps only; the master weights, and every prediction (held-out,
+    # soft targets, evaluation, export), stay float32
+    bf16_steps = not gpu and cpu_bf16_enabled(cfg)
     n_layers, n_frozen = frozen_layers(model, cfg)
     epochs = cfg.gpu_epochs if gpu else cfg.epochs
     model.to(dev)
@@ -327,13 +349,14 @@ def train_teacher(
     )
     y_t = torch.as_tensor(y_train, dtype=torch.float32)
     step = 0
+    precision = "bf16" if gpu else ("bf16 (training steps)" if bf16_steps else None)
     log: dict = {"epochs": [], "steps": 0, "frozen_layers": n_frozen, "trained_layers": n_layers - n_frozen,
-                 "device": dev.type, "mixed_precision": "bf16" if gpu else None, "cache_seconds": round(cache_s, 1)}
+                 "device": dev.type, "mixed_precision": precision, "cache_seconds": round(cache_s, 1)}
     t1 = time.monotonic()
     for epoch in range(1, epochs + 1):
         model.train()
         for idx in _length_batches(d_train.lengths, cfg.batch_size, rng):
-            pred = fitted._forward(d_train, idx).float()
+            pred = fitted._forward(d_train, idx, bf16_steps).float()
             loss = nn.functional.mse_loss(pred, y_t[idx].to(dev))
             opt.zero_grad()
             loss.backward()

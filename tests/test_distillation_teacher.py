@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from distillation import teacher as teacher_module
 from distillation.config import TeacherConfig
 from distillation.metrics import qwk
 from distillation.teacher import (
     Encoded,
     FittedTeacher,
+    TeacherError,
     build_teacher,
+    cpu_bf16_enabled,
     cross_fit,
     load_tokenizer,
     max_length_for,
@@ -57,6 +60,38 @@ def test_only_the_top_layers_and_head_are_trained():
     assert not torch.equal(before.state_dict()["head.weight"], after["head.weight"])
     assert not torch.equal(before.state_dict()["encoder.encoder.layer.1.output.dense.weight"],
                            after["encoder.encoder.layer.1.output.dense.weight"])
+
+
+def test_cpu_bf16_setting_follows_the_cpu_on_auto_and_rejects_other_values(monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(teacher_module, "cpu_has_native_bf16", lambda native=native: native)
+        assert cpu_bf16_enabled(TeacherConfig(cpu_bf16="auto")) is native
+        assert cpu_bf16_enabled(TeacherConfig(cpu_bf16="on")) is True
+        assert cpu_bf16_enabled(TeacherConfig(cpu_bf16="off")) is False
+    with pytest.raises(TeacherError, match="cpu_bf16"):
+        cpu_bf16_enabled(TeacherConfig(cpu_bf16="yes"))
+
+
+def test_bf16_training_steps_are_recorded_and_the_weights_and_predictions_stay_float32():
+    tok = load_tokenizer(None)
+    texts = ["metal conducts heat fast", "wood is an insulator", "i dont know", "metal is cold"] * 4
+    y = np.array([2, 1, 0, 0] * 4)
+    enc = Encoded(tok, texts, None, 32)
+    runs = {}
+    for mode in ("off", "on"):
+        cfg = TeacherConfig(checkpoint="tiny", epochs=2, batch_size=4, lr=1e-2, train_layers=1, cpu_bf16=mode)
+        fitted, log = train_teacher("tiny", enc, y, enc, y, 3, cfg, seed=0)
+        runs[mode] = (fitted, log)
+    assert runs["off"][1]["mixed_precision"] is None
+    assert runs["on"][1]["mixed_precision"] == "bf16 (training steps)"
+    on, off = runs["on"][0].model.state_dict(), runs["off"][0].model.state_dict()
+    assert all(v.dtype == torch.float32 for v in on.values() if v.is_floating_point())
+    name = "encoder.encoder.layer.1.output.dense.weight"
+    assert not torch.equal(on[name], off[name])  # the steps really ran in bf16: same seed, other rounding
+    frozen = "encoder.encoder.layer.0.output.dense.weight"
+    assert torch.equal(on[frozen], off[frozen])
+    pred = runs["on"][0].predict(enc)
+    assert pred.dtype == np.float32 and np.isfinite(pred).all()
 
 
 def test_cross_fit_scores_every_row_by_every_copy_and_out_of_fold_by_the_copy_that_never_saw_it():
