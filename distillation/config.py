@@ -35,6 +35,10 @@ class TeacherConfig:
     context: str = "auto"
     export_int8: bool = True  # also export the teacher to ONNX + int8 (a reported baseline)
 
+    def __post_init__(self) -> None:
+        if self.cpu_bf16 not in ("auto", "on", "off"):
+            raise ValueError(f"teacher.cpu_bf16 must be auto, on or off, not {self.cpu_bf16!r}")
+
 
 @dataclass(frozen=True)
 class StudentConfig:

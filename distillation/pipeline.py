@@ -687,7 +687,7 @@ def _teacher_recipe(config: DistillConfig, teacher: TeacherResult) -> str:
     log = teacher.log
     part = (f"{name} regression, top {log['trained_layers']} of {log['trained_layers'] + log['frozen_layers']} "
             f"layers trained on {log['device']}"
-            + (f" ({log['mixed_precision']})" if log.get("mixed_precision") else "")
+            + (f" in {log['mixed_precision']}" if log.get("mixed_precision") else "")
             + f", mean of {len(teacher.fitted)} cross-fitted copies")
     if teacher.lexical is not None and teacher.weight > 0:
         return f"ensemble: {1 - teacher.weight:.2f} x {part} + {teacher.weight:.2f} x TF-IDF ridge"
