@@ -270,7 +270,7 @@ def _autocast(dev: torch.device, cpu_bf16: bool = False):
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX-BF16).  Elsewhere
-    onednn emulates them, slower than float32, so ``cpu_bf16="auto"`` leaves them off."""
+    they would be emulated, with no speed to gain, so ``cpu_bf16="auto"`` leaves them off."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
