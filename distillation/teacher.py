@@ -87,10 +87,20 @@ class TeacherModel(nn.Module):
         return self.pool(out[0], attention_mask)
 
     def lower(self, input_ids, attention_mask, token_type_ids, n_frozen: int) -> torch.Tensor:
-        """Hidden states after the embeddings and the first ``n_frozen`` layers."""
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                           output_hidden_states=True)
-        return out.hidden_states[n_frozen]
+        """Hidden states after the embeddings and the first ``n_frozen`` layers; the layers above them are
+        not run (the encoder's own forward, with its layer list cut short for the call)."""
+        layers = _layers(self.encoder)
+        if layers is None:  # not BERT-like: run everything and read the layer's output
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               output_hidden_states=True)
+            return out.hidden_states[n_frozen]
+        stack = self.encoder.encoder
+        stack.layer = layers[:n_frozen]
+        try:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        finally:
+            stack.layer = layers
+        return out[0]
 
     def upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, n_frozen: int) -> torch.Tensor:
         """The remaining layers and the head, from cached lower hidden states."""

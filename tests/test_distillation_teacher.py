@@ -41,6 +41,28 @@ def test_cached_lower_layers_give_the_same_scores_as_the_whole_model():
     np.testing.assert_allclose(cached.predict(cached.cache(enc)), whole, atol=1e-5)
 
 
+def test_lower_layers_are_computed_without_running_the_layers_above():
+    """The cache holds the output of the frozen layers exactly, and computing it never runs the trained
+    layers (they would cost time at every cache and every prediction)."""
+    model = build_teacher("tiny", seed=0).eval()
+    tok = load_tokenizer(None)
+    enc = Encoded(tok, ["metal conducts heat", "the wooden spoon stays cool because wood insulates"], None, 32)
+    ids, mask, tt = enc.batch([0, 1])
+    layers = model.encoder.encoder.layer
+    with torch.no_grad():
+        reference = model.encoder(input_ids=ids, attention_mask=mask, token_type_ids=tt,
+                                  output_hidden_states=True).hidden_states[1]
+        calls = []
+        hook = layers[1].register_forward_hook(lambda *_: calls.append(1))
+        try:
+            lower = model.lower(ids, mask, tt, n_frozen=1)
+        finally:
+            hook.remove()
+    assert torch.equal(lower, reference)
+    assert calls == []  # layer 2 (trained) was not run
+    assert model.encoder.encoder.layer is layers and len(layers) == 2  # the encoder is whole again
+
+
 def test_only_the_top_layers_and_head_are_trained():
     tok = load_tokenizer(None)
     texts = ["metal conducts heat fast", "wood is an insulator", "i dont know", "metal is cold"] * 4
