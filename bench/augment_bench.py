@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import sys
 import time
@@ -41,7 +42,7 @@ from distillation.metrics import qwk  # noqa: E402
 from distillation.pipeline import Decoding, _set_threads, fit_teacher, load_inputs, make_splits  # noqa: E402
 from distillation.student import Features, LinearStudent  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "datasets" / "asap_sas"
+DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "datasets")) / "asap_sas"
 KINDS = ("sentence-drop", "span-drop", "splice")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
@@ -72,7 +73,7 @@ def variants(texts: list[str], seed: int) -> dict[str, tuple[np.ndarray, list[st
                 s = rng.randint(0, len(words) - span + 1)
                 add("span-drop", (i, i), " ".join(words[:s] + words[s + span:]))
         other = rng.randint(len(texts))
-        a, b = sentences(text), sentences(texts[other])
+        a, b = parts, sentences(texts[other])
         if len(a) < 2 or len(b) < 2:
             a, b = text.split(), texts[other].split()
         add("splice", (i, other), " ".join(a[: len(a) // 2] + b[len(b) // 2:]))
