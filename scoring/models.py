@@ -187,8 +187,13 @@ class Score(models.Model):
         super().save(*args, **kwargs)
 
     def refresh_final_score(self) -> None:
+        """The score that counts: the teacher's override, else the model's."""
+        self.final_score = self.final_of(self.model_score, self.override_score)
+
+    @staticmethod
+    def final_of(model_score: int | None, override_score: int | None) -> int | None:
         """The score that counts: the teacher's override, else the model's (the one place it is decided)."""
-        self.final_score = self.override_score if self.override_score is not None else self.model_score
+        return override_score if override_score is not None else model_score
 
     @property
     def needs_review(self) -> bool:

@@ -179,18 +179,22 @@ def create_scored_submissions(
     source: str = Submission.Source.API,
     require_model: bool = True,
     version: object = _RESOLVE,
-) -> tuple[BatchScore, list[Submission]]:
-    """Save (response, learner_ref) answers as submissions with their scores, all by one version.
-    Scored first, then written in one short transaction that starts with a write (no read in it)."""
+) -> tuple[BatchScore, list[int]]:
+    """Save (response, learner_ref) answers as submissions with their scores, all by one version; returns
+    the batch's scores and the new submissions' ids, in the answers' order.  Scored first, then written
+    in one short transaction that starts with a write (no read in it)."""
     batch = score_answers(item, [a[0] for a in answers], require_model=require_model, version=version)
-    subs = [Submission(item=item, response=resp, learner_ref=ref, source=source) for resp, ref in answers]
-    if len(subs) == 1 and connection.vendor == "postgresql":
-        pg_insert.insert_one(subs[0], _score_row(subs[0], batch.results[0]))
-        return batch, subs
+    if len(answers) == 1 and connection.vendor == "postgresql":
+        sub = Submission(item=item, response=answers[0][0], learner_ref=answers[0][1], source=source)
+        pg_insert.insert_one(sub, _score_row(sub, batch.results[0]))
+        return batch, [sub.pk]
     with transaction.atomic():
-        if len(subs) > 1 and batch_insert.supported():
-            batch_insert.insert_scored(subs, [_score_row(s, r) for s, r in zip(subs, batch.results, strict=True)])
-            return batch, subs
+        if len(answers) > 1 and batch_insert.supported():
+            vid = batch.version.pk if batch.version is not None else None
+            ids = batch_insert.insert_scored(item.pk, source, vid, answers, [
+                (r.score, r.probabilities_json(), r.confidence, r.flags) for r in batch.results])
+            return batch, ids
+        subs = [Submission(item=item, response=resp, learner_ref=ref, source=source) for resp, ref in answers]
         if len(subs) == 1:
             subs[0].save()
         else:
@@ -202,6 +206,4 @@ def create_scored_submissions(
             scores[0].save()
         else:
             Score.objects.bulk_create(scores)
-    return batch, subs
-
-
+    return batch, [s.pk for s in subs]

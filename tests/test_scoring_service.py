@@ -246,11 +246,12 @@ def test_a_stored_batch_writes_the_rows_the_orm_writes(demo_versions, monkeypatc
 
     def stored(fast: bool) -> tuple[list[dict], list[dict]]:
         monkeypatch.setattr(batch_insert, "supported", lambda: fast)
-        _, subs = create_scored_submissions(item, answers)
-        assert all(s.pk for s in subs)
-        rows = Submission.objects.filter(pk__in=[s.pk for s in subs]).order_by("pk")
+        _, ids = create_scored_submissions(item, answers)
+        assert all(ids) and len(ids) == len(answers)
+        rows = Submission.objects.filter(pk__in=ids).order_by("pk")
         scores = Score.objects.filter(submission__in=rows).order_by("submission_id")
-        assert [s.pk for s in subs] == [r.pk for r in rows]  # ids returned in the answers' order
+        assert ids == [r.pk for r in rows]  # ids returned in the answers' order
+        assert [(r.response, r.learner_ref) for r in rows] == answers
         assert all(r.created_at is not None for r in rows)
         assert all(s.created_at is not None and s.updated_at is not None for s in Score.objects.filter(
             submission__in=rows))

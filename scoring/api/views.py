@@ -67,9 +67,9 @@ def _version_ref(version: ModelVersion) -> dict:
     return {"id": version.pk, "version": version.version}
 
 
-def _result_dict(result: services.AnswerScore, submission: Submission | None) -> dict:
+def _result_dict(result: services.AnswerScore, submission_id: int | None) -> dict:
     return {
-        "submission_id": submission.pk if submission is not None else None,
+        "submission_id": submission_id,
         "score": result.score,
         "label": result.label,
         "descriptor": result.descriptor,
@@ -97,7 +97,8 @@ def get_item_and_version(item_id: str) -> tuple[Item, ModelVersion | None]:
 
 def _score(
     item: Item, version: ModelVersion | None, answers: list[tuple[str, str]], store: bool
-) -> tuple[services.BatchScore, list]:
+) -> tuple[services.BatchScore, list[int | None]]:
+    """The batch's scores and, per answer, its new submission's id (None each when not stored)."""
     _check_answer_length(answers)
     try:
         if store:
@@ -134,8 +135,8 @@ class ScoreView(ApiView):
         req = s.ScoreRequest(data=data)
         req.is_valid(raise_exception=True)
         v = req.validated_data
-        batch, subs = _score(item, version, [(v["response"], v["learner_ref"])], v["store"])
-        body = _result_dict(batch.results[0], subs[0])
+        batch, ids = _score(item, version, [(v["response"], v["learner_ref"])], v["store"])
+        body = _result_dict(batch.results[0], ids[0])
         body["item"] = item.external_id
         body["model_version"] = _version_ref(batch.version)
         return Response(body, status=status.HTTP_201_CREATED if v["store"] else status.HTTP_200_OK)
@@ -171,11 +172,11 @@ class BatchScoreView(ApiView):
         req.is_valid(raise_exception=True)
         v = req.validated_data
         answers = [(a["response"], a["learner_ref"]) for a in v["responses"]]
-        batch, subs = _score(item, version, answers, v["store"])
+        batch, ids = _score(item, version, answers, v["store"])
         body = {
             "item": item.external_id,
             "model_version": _version_ref(batch.version),
-            "results": [_result_dict(r, sub) for r, sub in zip(batch.results, subs, strict=True)],
+            "results": [_result_dict(r, sub_id) for r, sub_id in zip(batch.results, ids, strict=True)],
         }
         return Response(body, status=status.HTTP_201_CREATED if v["store"] else status.HTTP_200_OK)
 
