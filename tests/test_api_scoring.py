@@ -161,3 +161,44 @@ def test_an_active_version_whose_files_vanished_answers_503_not_500(api):
     r = client.post("/api/v1/items/heat-spoon/score/", {"response": ANSWERS[0]}, format="json")
     body = _error(r, 503, "model_unavailable")
     assert "cannot be served" in body["message"]
+
+
+BATCH_PAYLOADS = [
+    {"responses": [{"response": "Metal conducts heat.", "learner_ref": "s-1"}]},
+    {"responses": [{"response": ""}, {"response": "  spaces kept  ", "learner_ref": "  trimmed\t"}]},
+    {"responses": [{"response": "nul\x00 and \ud800 lone surrogate", "learner_ref": "\x00"}], "store": False},
+    {"responses": [{"response": "é ü 中文 🙂", "learner_ref": "   ", "extra": 1}], "store": True, "other": "x"},
+    {"responses": [{"response": "a" * 50, "learner_ref": "r" * 255}]},
+    # not plain: the serializer decides (and words the error)
+    {"responses": [{"response": "x"}], "store": "false"},
+    {"responses": [{"response": "x", "learner_ref": None}]},
+    {"responses": [{"response": "x", "learner_ref": "r" * 256}]},
+    {"responses": [{"response": 42}]},
+    {"responses": [{"learner_ref": "no answer"}]},
+    {"responses": ["not an object"]},
+    {"responses": []},
+    {"responses": {"response": "x"}},
+    [{"response": "x"}],
+]
+
+
+@pytest.mark.parametrize("payload", BATCH_PAYLOADS)
+def test_a_batch_is_read_as_the_serializer_reads_it(payload):
+    """The batch view's parse (a fast path for plain requests) gives the serializer's answers, store flag
+    and errors, whichever path reads the request."""
+    from rest_framework.exceptions import ValidationError
+
+    from scoring.api import serializers as s
+
+    with override_settings(KDGRADE_MAX_ANSWER_CHARS=50, KDGRADE_MAX_BATCH=3):
+        req = s.BatchScoreRequest(data=payload)
+        if req.is_valid():
+            v = req.validated_data
+            expected = ([(a["response"], a["learner_ref"]) for a in v["responses"]], v["store"])
+            assert s.parse_batch(payload) == expected
+        else:
+            with pytest.raises(ValidationError) as caught:
+                s.parse_batch(payload)
+            assert caught.value.detail == req.errors
+        plain = BATCH_PAYLOADS.index(payload) < 5
+        assert (s._plain_batch(payload) is not None) == plain  # which path read it

@@ -168,17 +168,14 @@ class BatchScoreView(ApiView):
                 raise errors.BatchTooLarge(f"The batch has {len(raw)} answers; the limit is {limit}.")
             _check_answer_length([(a["response"], "") for a in raw
                                   if isinstance(a, dict) and isinstance(a.get("response"), str)])
-        req = s.BatchScoreRequest(data=data)
-        req.is_valid(raise_exception=True)
-        v = req.validated_data
-        answers = [(a["response"], a["learner_ref"]) for a in v["responses"]]
-        batch, ids = _score(item, version, answers, v["store"])
+        answers, store = s.parse_batch(data)
+        batch, ids = _score(item, version, answers, store)
         body = {
             "item": item.external_id,
             "model_version": _version_ref(batch.version),
             "results": [_result_dict(r, sub_id) for r, sub_id in zip(batch.results, ids, strict=True)],
         }
-        return Response(body, status=status.HTTP_201_CREATED if v["store"] else status.HTTP_200_OK)
+        return Response(body, status=status.HTTP_201_CREATED if store else status.HTTP_200_OK)
 
 
 def _items():
