@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from scoring.models import Score, Submission
@@ -60,11 +60,12 @@ def _insert(model, names: list[str], rows: list[list]) -> list[int]:
 def _rows(names: list[str], constants: list, fields: list, per_row: Iterable[Sequence]) -> list[list]:
     slots = [names.index(f.column) for f in fields]
     prep = [f.get_db_prep_save for f in fields]
+    db = connections[connection.alias]  # this thread's connection, not the proxy (a lookup per use)
     out = []
     for values in per_row:
         row = list(constants)
         for slot, p, v in zip(slots, prep, values, strict=True):
-            row[slot] = p(v, connection)
+            row[slot] = p(v, db)
         out.append(row)
     return out
 
