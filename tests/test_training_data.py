@@ -97,3 +97,12 @@ def test_train_items_command_runs_the_same_service_and_reports_the_gates():
     missing = subprocess.run([sys.executable, "manage.py", "train_items", "nope"], cwd=ROOT, env=child_env(),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "no such item: nope" in missing.stderr
+
+
+def test_an_admin_run_skips_the_int8_teacher_unless_its_config_asks():
+    for preset in ("default", "tiny"):
+        run = TrainingRun(preset=preset)
+        assert runs.distill_config(run).teacher.export_int8 is False
+        run.config = {"teacher": {"export_int8": True}, "student": {"alphas": [1.0]}}
+        config = runs.distill_config(run)
+        assert config.teacher.export_int8 is True and config.student.alphas == (1.0,)

@@ -56,6 +56,7 @@ def test_worker_trains_each_item_progress_advances_on_the_run_page_and_one_failu
     assert bad.status == "failed" and "single score level" in bad.error
     assert good.status == "done" and good.model_version.status == ModelVersion.Status.READY
     assert good.report["models"]["student"]["qwk"] is not None and good.gates, "the report and its gates"
+    assert good.report["models"]["teacher_onnx_int8"] is None, "an admin's run skips the int8 teacher"
     assert good.n_train == 36
 
     running = [s for s in seen if s["status"] == "running"]
@@ -73,6 +74,7 @@ def test_worker_trains_each_item_progress_advances_on_the_run_page_and_one_failu
     assert report.status_code == 200
     body = report.content.decode()
     assert "Student (distilled)" in body and "Teacher (transformer)" in body and "<svg" in body
+    assert "int8" not in body, "no row for a model the run did not build"
     assert "single score level" in body, "the failed item is explained on the report"
 
 

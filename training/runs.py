@@ -250,10 +250,14 @@ class Heartbeat:
 # --- executing ----------------------------------------------------------------------------------------
 
 def distill_config(run: TrainingRun):
-    """The DistillConfig of a run: its preset, with the run's overrides ({"teacher": {...}, ...})."""
+    """The DistillConfig of a run: its preset, with the run's overrides ({"teacher": {...}, ...}).
+
+    An admin's run serves its student: it skips the int8 ONNX teacher, a research baseline of the
+    benchmark report (``bench/distill_bench.py`` keeps it) that took 10-15% of a run on a 2-core CPU and
+    changes no gate; ``{"teacher": {"export_int8": true}}`` in the run's config brings it back."""
     from distillation.config import DistillConfig
 
-    base = DistillConfig.tiny() if run.preset == "tiny" else DistillConfig()
+    base = (DistillConfig.tiny() if run.preset == "tiny" else DistillConfig()).with_teacher(export_int8=False)
     if not run.config:
         return base
     merged = base.to_dict()
