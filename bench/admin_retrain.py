@@ -168,6 +168,8 @@ def print_table(prompt: str, t: dict, data_dir: Path) -> None:
     print(f"Answers: {e.get('n_train')} train, {e.get('n_test')} test; human-human QWK {e.get('human_human_qwk')}\n")
     print("| model | QWK | accuracy | macro-F1 | SMD | params | answers/s |\n|---|---:|---:|---:|---:|---:|---:|")
     for name, m in (e.get("models") or {}).items():
+        if m is None:  # not built by this run (an admin's run skips the int8 teacher)
+            continue
         f = lambda k, m=m: "" if m.get(k) is None else (f"{m[k]:.3f}" if isinstance(m[k], float) else m[k])  # noqa: E731
         print(f"| {name} | {f('qwk')} | {f('accuracy')} | {f('macro_f1')} | {f('smd')} | {f('params')} | "
               f"{f('responses_per_s')} |")
