@@ -49,14 +49,14 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
              + (f"; {entry['seconds'] / 60:.1f} min to distil" if entry.get("seconds") else "")
              + (" (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in entry["stage_seconds"].items()) + ")"
                 if entry.get("stage_seconds") else ""), "",
-             "| model | QWK | exact | macro-F1 | SMD | coverage (agreement) at target, test | ECE | params "
-             "| ms/answer | answers/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | QWK | exact | macro-F1 | SMD | coverage (agreement) at target, test | ECE "
+             "| the link alone: coverage, ECE | params | ms/answer | answers/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     speeds = speed_models or entry["models"]
     for key, label in MODELS:
         m = entry["models"].get(key)
         if not m:
-            lines.append(f"| {label} | not run | | | | | | | | |")
+            lines.append(f"| {label} | not run | | | | | | | | | |")
             continue
         sel = m.get("selective") or {}
         cov = sel.get("test") or {}
@@ -64,8 +64,8 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
         lines.append(
             f"| {label} | {_f(m['qwk'])} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | {_f(m.get('smd'), 2)} | "
             + (f"{cov.get('coverage', 0):.0%} ({_f(cov.get('agreement'))})" if cov else "-")
-            + f" | {_f(sel.get('ece'))} | {_f(m.get('params'))} | {_f(sp.get('ms_per_response'), 3)} | "
-            f"{_f(sp.get('responses_per_s'), 0)} |")
+            + f" | {_f(sel.get('ece'))} | {_link_only(sel)} | {_f(m.get('params'))} | "
+            f"{_f(sp.get('ms_per_response'), 3)} | {_f(sp.get('responses_per_s'), 0)} |")
     gates = entry.get("gates") or []
     if gates:
         lines.append("")
@@ -83,6 +83,15 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
                      + _pooled_note(st) + ").")
     lines.append("")
     return "\n".join(lines)
+
+
+def _link_only(sel: dict) -> str:
+    """Coverage at target on test and ECE with the cumulative-logit link alone, before its matrix scaling
+    (reports since 2026-12-03 night; older ones: "-")."""
+    lo = sel.get("link_only")
+    if not lo:
+        return "-"
+    return f"{(lo.get('test') or {}).get('coverage', 0):.0%}, {_f(lo.get('ece'))}"
 
 
 def _pooled_note(st: dict) -> str:

@@ -10,6 +10,13 @@ Probabilities per level come from a cumulative-logit link around the same cut-po
 predictions by likelihood: so the decoded level is the interval ``f`` falls in, and the level's
 probability says how close ``f`` lies to a boundary, measured on answers the model did not train on.
 
+The link's one scale is the same near every cut-point and every level, and real errors are not: on
+ASAP-SAS prompts 1 and 2 the answers placed deep inside the top level were right less often than their
+link probability said, those near a boundary more often.  ``fit_calibration`` therefore fits a
+matrix scaling on top of the link, on the same held-out predictions: ``p' = softmax(W log p + b)``
+(``k x k + k`` numbers, shrunk towards the identity), which ``calibrated_probabilities`` applies.  It
+changes the probabilities, never the decoded level.
+
 ``choose_threshold`` then picks the confidence above which the model may score alone: the largest share
 of answers whose exact agreement with the human is at least the target (human-human exact agreement).
 """
@@ -113,6 +120,62 @@ def fit_scale(f: np.ndarray, y: np.ndarray, cuts: Sequence[float]) -> float:
             x2 = a + g * (b - a)
             f2 = nll(x2)
     return float(np.exp((a + b) / 2))
+
+
+CALIBRATION_SHRINK = 10.0  # penalty on (W - I, b), divided by the number of held-out answers
+_LOG_FLOOR = 1e-6  # probabilities are floored before the log (the ONNX twin does the same)
+
+
+def _log_probabilities(p: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(p, _LOG_FLOOR))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_calibration(f: np.ndarray, y: np.ndarray, cuts: Sequence[float], scale: float,
+                    shrink: float = CALIBRATION_SHRINK) -> np.ndarray:
+    """Matrix scaling of the link's probabilities, fitted on held-out predictions ``f`` and their levels
+    ``y`` by likelihood with a penalty ``shrink / n`` on the distance from the identity: ``[k, k + 1]``,
+    ``W`` then ``b`` in the last column (``calibrated_probabilities``).  Deterministic (L-BFGS from the
+    identity)."""
+    from scipy.optimize import minimize
+
+    f = np.asarray(f, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    k = len(cuts) + 1
+    identity = np.hstack([np.eye(k), np.zeros((k, 1))])
+    if len(f) == 0 or k < 2:
+        return identity
+    logp = _log_probabilities(level_probabilities(f, cuts, scale))
+    onehot = np.eye(k)[y]
+    penalty = shrink / len(f)
+
+    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        wb = x.reshape(k, k + 1)
+        p = _softmax(logp @ wb[:, :k].T + wb[:, k])
+        nll = -np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)).mean()
+        d = wb - identity
+        grad_z = (p - onehot) / len(y)  # d mean-NLL / d logits
+        grad = np.hstack([grad_z.T @ logp, grad_z.sum(axis=0)[:, None]]) + 2 * penalty * d
+        return float(nll + penalty * (d**2).sum()), grad.ravel()
+
+    res = minimize(loss, identity.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x.reshape(k, k + 1)
+
+
+def calibrated_probabilities(f: np.ndarray, cuts: Sequence[float], scale: float,
+                             calibration: np.ndarray | None) -> np.ndarray:
+    """``level_probabilities`` through the matrix scaling ``calibration`` (None: the link alone)."""
+    p = level_probabilities(f, cuts, scale)
+    if calibration is None:
+        return p
+    c = np.asarray(calibration, dtype=np.float64)
+    k = p.shape[1]
+    return _softmax(_log_probabilities(p) @ c[:, :k].T + c[:, k])
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:

@@ -222,25 +222,32 @@ class Decoding:
     scale: float
     heldout_f: np.ndarray
     heldout_y: np.ndarray
+    calibration: np.ndarray | None = None  # matrix scaling of the link's probabilities (ordinal.fit_calibration)
 
     @classmethod
     def fit(cls, f: np.ndarray, y: np.ndarray, n_levels: int) -> Decoding:
         cuts = ordinal.fit_cutpoints(f, y, n_levels)
-        return cls(cuts, ordinal.fit_scale(f, y, cuts), np.asarray(f), np.asarray(y))
+        scale = ordinal.fit_scale(f, y, cuts)
+        return cls(cuts, scale, np.asarray(f), np.asarray(y), ordinal.fit_calibration(f, y, cuts, scale))
 
     def levels(self, f: np.ndarray) -> np.ndarray:
         return ordinal.decode(f, self.cuts)
 
+    def probabilities(self, f: np.ndarray) -> np.ndarray:
+        return ordinal.calibrated_probabilities(f, self.cuts, self.scale, self.calibration)
+
     def confidence(self, f: np.ndarray) -> np.ndarray:
-        p = ordinal.level_probabilities(f, self.cuts, self.scale)
-        return p[np.arange(len(f)), self.levels(f)]
+        return self.probabilities(f)[np.arange(len(f)), self.levels(f)]
 
     def threshold(self, target: float, source: str) -> ordinal.Selective:
         f, y = self.heldout_f, self.heldout_y
         return ordinal.choose_threshold(self.confidence(f), self.levels(f) == y, target, source)
 
     def to_dict(self) -> dict:
-        return {"cut_points": [round(float(c), 6) for c in self.cuts], "scale": round(self.scale, 6)}
+        out = {"cut_points": [round(float(c), 6) for c in self.cuts], "scale": round(self.scale, 6)}
+        if self.calibration is not None:
+            out["calibration"] = [[round(float(x), 6) for x in row] for row in self.calibration]
+        return out
 
 
 @dataclass
@@ -437,7 +444,8 @@ def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_colu
     dec = Decoding.fit(oof, data.human, len(levels))
     coef, intercept = fit_dense(dense, y, cfg.dense_weight)
     q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
-    return NewQuestions(NewQuestionBranch(coef, intercept, dec.cuts, dec.scale, seen_column), dec, round(float(q), 6))
+    branch = NewQuestionBranch(coef, intercept, dec.cuts, dec.scale, seen_column, dec.calibration)
+    return NewQuestions(branch, dec, round(float(q), 6))
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
@@ -484,7 +492,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
                 best = (q, alpha, dec, w, target)
     q, alpha, dec, w, target = best
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
-    model.set_decoding(levels, dec.cuts, dec.scale)
+    model.set_decoding(levels, dec.cuts, dec.scale, dec.calibration)
     model.set_new_questions(new_questions.branch if new_questions is not None else None)
     return FittedStudent(model, dec, alpha, round(float(q), 6), float(w), new_questions)
 
@@ -522,16 +530,29 @@ def _confident(dec: Decoding, f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
     return dec.confidence(f), dec.levels(f) == y
 
 
+def _link_only(dec: Decoding) -> Decoding:
+    return replace(dec, calibration=None)
+
+
 def _student_confident(student: FittedStudent, f: np.ndarray, dense: np.ndarray,
-                       y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       y: np.ndarray, link_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``_confident`` for the served student's scores ``f``: rows of questions it was not trained on are
-    decoded by its new-question branch."""
-    conf, correct = _confident(student.decoding, f, y)
+    decoded by its new-question branch.  ``link_only``: without the link's matrix scaling."""
+    dec = _link_only(student.decoding) if link_only else student.decoding
+    conf, correct = _confident(dec, f, y)
     nq = student.new_questions
     if nq is not None:
         new = dense[:, nq.branch.seen_column] < 0.5
-        conf[new], correct[new] = _confident(nq.decoding, f[new], y[new])
+        conf[new], correct[new] = _confident(_link_only(nq.decoding) if link_only else nq.decoding, f[new], y[new])
     return conf, correct
+
+
+def link_only_report(dec: Decoding, confident: tuple[np.ndarray, np.ndarray], target: float, source: str) -> dict:
+    """What ``selective_report`` gave with the link alone (before the matrix scaling): its threshold,
+    coverages and calibration error, for the report's before/after of the scaling.  ``dec``: the
+    decoding (its scaling is dropped here); ``confident``: the test rows' link-only confidences."""
+    sel = selective_report(_link_only(dec), *confident, target, source)
+    return {k: sel[k] for k in ("threshold", "coverage", "test", "ece")}
 
 
 def agreement_target(ds: Dataset, default: float) -> tuple[float, str]:
@@ -715,6 +736,8 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
         teacher.lexical.n_params() if teacher.lexical is not None and teacher.weight > 0 else 0),
         **model_metrics(levels, y, t_pred),
         "selective": selective_report(teacher.decoding, *_confident(teacher.decoding, f_teacher, y), target, source)}
+    models["teacher"]["selective"]["link_only"] = link_only_report(
+        teacher.decoding, _confident(_link_only(teacher.decoding), f_teacher, y), target, source)
 
     feeds = fz.transform(test.response, test.question, test.reference_answer)
     served = oc.run(sess, feeds)
@@ -726,18 +749,25 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
                          "selective": selective_report(
                              student.decoding, *_student_confident(student, f_student, feeds["dense"], y),
                              target, source)}
+    models["student"]["selective"]["link_only"] = link_only_report(
+        student.decoding, _student_confident(student, f_student, feeds["dense"], y, link_only=True), target, source)
     feats = Features.compute(fz, test.response, test.question, test.reference_answer)
     nk_pred = no_kd.model.predict_levels(feats)
     nk_conf = no_kd.model.predict_proba(feats)[np.arange(len(y)), nk_pred]
     models["student_no_kd"] = {"params": no_kd.model.n_params(), **model_metrics(levels, y, nk_pred),
                                "agreement_with_teacher": round(float((nk_pred == t_pred).mean()), 6),
                                "selective": selective_report(no_kd.decoding, nk_conf, nk_pred == y, target, source)}
+    models["student_no_kd"]["selective"]["link_only"] = link_only_report(
+        no_kd.decoding, _student_confident(no_kd, no_kd.model.decision_function(feats), feats.dense, y, link_only=True),
+        target, source)
     tfidf, tfidf_dec = tfidf_pair
     f_tf = tfidf.predict(test.response)
     tf_pred = tfidf_dec.levels(f_tf)
     models["tfidf"] = {"params": tfidf.n_params(), **model_metrics(levels, y, tf_pred),
                        "agreement_with_teacher": round(float((tf_pred == t_pred).mean()), 6),
                        "selective": selective_report(tfidf_dec, *_confident(tfidf_dec, f_tf, y), target, source)}
+    models["tfidf"]["selective"]["link_only"] = link_only_report(
+        tfidf_dec, _confident(_link_only(tfidf_dec), f_tf, y), target, source)
     models["teacher_onnx_int8"] = None
 
     if timings:

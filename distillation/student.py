@@ -80,12 +80,17 @@ class NewQuestionBranch:
     cuts: np.ndarray
     scale: float
     seen_column: int  # the dense column that says whether a row's question was trained on
+    calibration: np.ndarray | None = None  # matrix scaling of the link (ordinal.fit_calibration)
 
     def decision_function(self, X: Features) -> np.ndarray:
         return X.dense.astype(np.float64) @ self.coef + self.intercept
 
     def n_params(self) -> int:
-        return len(self.coef) + 1 + len(self.cuts) + 1
+        return len(self.coef) + 1 + len(self.cuts) + 1 + _size(self.calibration)
+
+
+def _size(calibration: np.ndarray | None) -> int:
+    return 0 if calibration is None else int(np.asarray(calibration).size)
 
 
 class LinearStudent:
@@ -139,11 +144,16 @@ class LinearStudent:
         return f
 
     # -- decoding --------------------------------------------------------------------------------
-    def set_decoding(self, labels, cuts, scale: float) -> LinearStudent:
-        """Levels (their score values), cut-points and link scale (fitted held-out, ``distillation.ordinal``)."""
+    def set_decoding(self, labels, cuts, scale: float, calibration=None) -> LinearStudent:
+        """Levels (their score values), cut-points, link scale and the link's matrix scaling (``[k, k + 1]``,
+        None for none), all fitted held-out (``distillation.ordinal``)."""
         self.classes_ = np.asarray(labels)
         self.cuts_ = np.asarray(cuts, dtype=np.float64)
         self.scale_ = float(scale)
+        k = len(self.classes_)
+        self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
+        if self.calibration_ is not None and self.calibration_.shape != (k, k + 1):
+            raise ValueError(f"calibration must be [{k}, {k + 1}] for {k} levels, not {list(self.calibration_.shape)}")
         return self
 
     def set_new_questions(self, branch: NewQuestionBranch | None) -> LinearStudent:
@@ -155,10 +165,10 @@ class LinearStudent:
 
     def predict_proba(self, X: Features) -> np.ndarray:
         f, new = self.decision_function(X), self._new(X)
-        p = ordinal.level_probabilities(f, self.cuts_, self.scale_)
+        p = ordinal.calibrated_probabilities(f, self.cuts_, self.scale_, self.calibration_)
         if new.any():
             b = self.new_questions_
-            p[new] = ordinal.level_probabilities(f[new], b.cuts, b.scale)
+            p[new] = ordinal.calibrated_probabilities(f[new], b.cuts, b.scale, b.calibration)
         return p
 
     def predict_levels(self, X: Features) -> np.ndarray:
@@ -174,7 +184,7 @@ class LinearStudent:
 
     def n_params(self) -> int:
         n = len(self.coef_bag_) + len(self.coef_dense_) + 1
-        n += len(self.cuts_) + 1 if hasattr(self, "cuts_") else 0
+        n += len(self.cuts_) + 1 + _size(self.calibration_) if hasattr(self, "cuts_") else 0
         return n + (self.new_questions_.n_params() if self.new_questions_ is not None else 0)
 
     # -- ONNX twin -------------------------------------------------------------------------------
@@ -244,6 +254,8 @@ class LinearStudent:
             ]
             cuts, scale = "cuts_row", "scale_row"
             inits = [t for t in inits if t.name != "scale"]  # scale_seen takes its place
+        calibrated = self.calibration_ is not None or (b is not None and b.calibration is not None)
+        link_out = "link_probabilities" if calibrated else oc.PROBABILITIES
         nodes += [
             # zeros_col / ones_col: [n, 1] columns built from f_col
             node("Mul", ["f_col", "zero_f"], ["zeros_col"]),
@@ -255,11 +267,27 @@ class LinearStudent:
             node("Concat", ["zeros_col", "cum_inner", "ones_col"], ["cum"], axis=1),
             node("Slice", ["cum", "one_i", "k_plus_1", "one_i"], ["cum_hi"]),
             node("Slice", ["cum", "zero_i", "minus_one_i", "one_i"], ["cum_lo"]),
-            node("Sub", ["cum_hi", "cum_lo"], ["probabilities"]),
+            node("Sub", ["cum_hi", "cum_lo"], [link_out]),
             node("Greater", ["f_col", cuts], ["above"]),
             node("Cast", ["above"], ["above_i"], to=TensorProto.INT64),
             node("ReduceSum", ["above_i", "one_i"], ["level"], keepdims=0),
         ]
+        if calibrated:
+            # matrix scaling of the link (ordinal.calibrated_probabilities): softmax(log(max(p, floor)) W^T + b)
+            inits.append(numpy_helper.from_array(np.array([ordinal._LOG_FLOOR], f32), "log_floor"))
+            nodes += [node("Max", ["link_probabilities", "log_floor"], ["link_floored"]),
+                      node("Log", ["link_floored"], ["link_log"])]
+            branches = [("seen", self.calibration_)] + ([("new", b.calibration)] if b is not None else [])
+            for name, cal in branches:
+                cal = np.hstack([np.eye(k), np.zeros((k, 1))]) if cal is None else np.asarray(cal)
+                inits += [numpy_helper.from_array(cal[:, :k].T.astype(f32), f"cal_w_{name}"),
+                          numpy_helper.from_array(cal[:, k].astype(f32).reshape(1, -1), f"cal_b_{name}")]
+                out = oc.PROBABILITIES if b is None else f"probabilities_{name}"
+                nodes += [node("MatMul", ["link_log", f"cal_w_{name}"], [f"cal_z0_{name}"]),
+                          node("Add", [f"cal_z0_{name}", f"cal_b_{name}"], [f"cal_z_{name}"]),
+                          node("Softmax", [f"cal_z_{name}"], [out], axis=1)]
+            if b is not None:  # each row through its branch's scaling ("seen": [n, 1], broadcast)
+                nodes.append(node("Where", ["seen", "probabilities_seen", "probabilities_new"], [oc.PROBABILITIES]))
         inits += [numpy_helper.from_array(np.array([0.0], f32), "zero_f"),
                   numpy_helper.from_array(np.array([1.0], f32), "one_f")]
         vi = helper.make_tensor_value_info

@@ -44,6 +44,66 @@ def test_fit_scale_recovers_a_known_link():
     assert ordinal.fit_scale(f, y, cuts) == pytest.approx(true_scale, rel=0.15)
 
 
+def _link_sample(rng, n, cuts, scale, top_slip=0.0):
+    """Predictions and levels drawn from the link; ``top_slip``: the share of answers placed in the top
+    level whose human level is one lower (a model surer of its top level than it should be)."""
+    f = rng.uniform(-0.5, len(cuts) + 0.5, n)
+    p = ordinal.level_probabilities(f, cuts, scale)
+    y = (p.cumsum(1) < rng.uniform(size=(n, 1))).sum(1)
+    slip = (ordinal.decode(f, cuts) == len(cuts)) & (y == len(cuts)) & (rng.uniform(size=n) < top_slip)
+    y[slip] -= 1
+    return f, y
+
+
+def _nll(p, y):
+    return float(-np.log(p[np.arange(len(y)), y]).mean())
+
+
+def test_calibration_corrects_a_link_that_is_too_sure_of_one_level():
+    rng = np.random.RandomState(3)
+    cuts = np.array([0.5, 1.5, 2.5])
+    f, y = _link_sample(rng, 3000, cuts, 0.25, top_slip=0.3)  # held-out predictions: fit here
+    f_new, y_new = _link_sample(rng, 3000, cuts, 0.25, top_slip=0.3)  # new answers: judge here
+    scale = ordinal.fit_scale(f, y, cuts)
+    cal = ordinal.fit_calibration(f, y, cuts, scale)
+    assert cal.shape == (4, 5)
+    np.testing.assert_array_equal(cal, ordinal.fit_calibration(f, y, cuts, scale))  # deterministic
+    before = ordinal.level_probabilities(f_new, cuts, scale)
+    after = ordinal.calibrated_probabilities(f_new, cuts, scale, cal)
+    np.testing.assert_allclose(after.sum(1), 1.0)
+    assert _nll(after, y_new) < _nll(before, y_new) - 0.02
+
+    def top_confidence(p):  # the probability given to the top level where the model decodes it
+        top = ordinal.decode(f_new, cuts) == 3
+        return p[top, 3].mean(), (y_new[top] == 3).mean()
+
+    said, right = top_confidence(before)
+    assert said > right + 0.1  # the link alone: too sure of the top level
+    said, right = top_confidence(after)
+    assert abs(said - right) < 0.03
+    level = ordinal.decode(f_new, cuts)
+    assert ordinal.expected_calibration_error(after[np.arange(len(f_new)), level], level == y_new) < \
+        ordinal.expected_calibration_error(before[np.arange(len(f_new)), level], level == y_new) - 0.03
+
+
+def test_calibration_leaves_a_well_calibrated_link_nearly_alone():
+    rng = np.random.RandomState(4)
+    cuts = np.array([0.5, 1.5])
+    f, y = _link_sample(rng, 3000, cuts, 0.3)
+    f_new, y_new = _link_sample(rng, 3000, cuts, 0.3)
+    scale = ordinal.fit_scale(f, y, cuts)
+    cal = ordinal.fit_calibration(f, y, cuts, scale)
+    identity = np.hstack([np.eye(3), np.zeros((3, 1))])
+    assert np.abs(cal - identity).max() < 0.15
+    before = ordinal.level_probabilities(f_new, cuts, scale)
+    assert _nll(ordinal.calibrated_probabilities(f_new, cuts, scale, cal), y_new) < _nll(before, y_new) + 0.005
+    # a handful of held-out answers: held near the identity by the penalty, not fitted to noise
+    small = ordinal.fit_calibration(f[:12], y[:12], cuts, scale)
+    assert np.abs(small - identity).max() < 0.5
+    assert ordinal.calibrated_probabilities(f_new, cuts, scale, None) is not None
+    np.testing.assert_array_equal(ordinal.calibrated_probabilities(f_new, cuts, scale, None), before)
+
+
 def test_expected_calibration_error():
     conf = np.array([0.9] * 10 + [0.6] * 10)
     correct = np.array([1] * 9 + [0] + [1] * 3 + [0] * 7)
@@ -197,7 +257,9 @@ def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone(
                                   new_questions=nq)
     model = fitted.model
     assert fitted.heldout_question_qwk == nq.heldout_qwk
-    assert model.n_params() == 500 + 4 + 1 + 3 + 1 + nq.branch.n_params()
+    # bag, dense, bias, cut-points, scale, the link's matrix scaling [4, 5]; the branch has its own
+    assert model.calibration_.shape == nq.branch.calibration.shape == (4, 5)
+    assert model.n_params() == 500 + 4 + 1 + 3 + 1 + 20 + nq.branch.n_params()
     rows = data.features[np.arange(40)]
     new_dense = rows.dense.copy()
     new_dense[20:, 3] = 0.0  # the last 20 rows: a question the model was not trained on
@@ -214,6 +276,10 @@ def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone(
     np.testing.assert_array_equal(levels[:20], pipeline.ordinal.decode(f[:20], fitted.decoding.cuts))
     np.testing.assert_array_equal(levels[20:], pipeline.ordinal.decode(f[20:], nq.decoding.cuts))
     assert not np.allclose(fitted.decoding.cuts, nq.decoding.cuts)
+    p = model.predict_proba(X)  # each row through its own branch's link and scaling
+    np.testing.assert_allclose(p[:20], fitted.decoding.probabilities(f[:20]))
+    np.testing.assert_allclose(p[20:], nq.decoding.probabilities(f[20:]))
+    assert not np.allclose(nq.branch.calibration, fitted.decoding.calibration)
     # the ONNX twin: the same scores, levels and probabilities (bag entries as the featuriser feeds them)
     coo = X.bag.tocoo()
     order = np.lexsort((coo.col, coo.row))

@@ -32,7 +32,8 @@ st = LinearStudent()
 assert w["w_bag"][-1] == 0  # the sink bucket
 st.coef_bag_, st.coef_dense_ = w["w_bag"][:-1].astype(float), w["w_dense"].ravel().astype(float)
 st.intercept_ = float(w["bias"][0])
-st.set_decoding(labels, w["cuts"].ravel().astype(float), float(w["scale"][0]))
+calibration = np.hstack([w["cal_w_seen"].T, w["cal_b_seen"].T]).astype(float) if "cal_w_seen" in w else None
+st.set_decoding(labels, w["cuts"].ravel().astype(float), float(w["scale"][0]), calibration)
 n = len(payload["responses"])
 feats = Features.compute(fz, payload["responses"], [payload["question"]] * n, [payload["reference"]] * n)
 print(json.dumps({"p": st.predict_proba(feats).tolist(), "score": st.predict(feats).tolist()}))
