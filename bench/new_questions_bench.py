@@ -47,11 +47,9 @@ class _Redecoded:
         return levels
 
     def predict_proba(self, X):
-        from distillation import ordinal
-
         f, new = self._parts(X)
-        p = ordinal.level_probabilities(f, self.decoding.cuts, self.decoding.scale)
-        p[new] = ordinal.level_probabilities(f[new], self.new_decoding.cuts, self.new_decoding.scale)
+        p = self.decoding.probabilities(f)  # the link and its matrix scaling, as the product computes them
+        p[new] = self.new_decoding.probabilities(f[new])
         return p
 
 
