@@ -58,15 +58,13 @@ def run(name: str, seed: int = 0) -> list[str]:
         sb = DATA / "scientsbank"
         train, test, _, labels = pipeline.load_inputs(sb / "train.csv", sb / "test_unseen_answers.csv", pooled=True)
         extra = {"unseen questions": pipeline.read_csv(sb / "test_unseen_questions.csv")}
-        items = {pipeline.POOLED: train}
+        item = pipeline.POOLED
     else:
         prompt = name.split("-")[1]
         a = DATA / "asap_sas"
         train, test, _, labels = pipeline.load_inputs(a / "train.csv", a / "test.csv")
         pick = lambda ds: ds.select([i for i, x in enumerate(ds.item_id) if x == prompt])  # noqa: E731
-        train, test, extra = pick(train), pick(test), {}
-        items = {prompt: train}
-    item, train = next(iter(items.items()))
+        train, test, extra, item = pick(train), pick(test), {}, prompt
     levels = labels[item]
     sp_ = make_splits(train, test, None, levels, config, seed)
     pooled = sp_.pooled_context
