@@ -8,6 +8,7 @@ For each ASAP-SAS prompt: the default teacher is cross-fitted as `distill` does 
 0; with --cache its per-copy scores and folds are saved there and read back on the next run), then
 
 - **linear, 49,152 buckets**: today's student (`fit_student`, distilled), for reference;
+- **linear alone** with the hybrid's smaller bag (what the CNN is added to);
 - **hybrid**: a linear student with fewer buckets (its own teacher weight and ridge strength chosen out of
   fold, as `distill` chooses them) plus a word CNN: the item's most frequent training words (at least 2
   occurrences, the featuriser's own word split) as an embedding table initialised by a PCA of the mean
@@ -230,6 +231,9 @@ def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
     texts = word_texts(lab.response)
     for name, (buckets, n_words, dim, channels) in HYBRIDS.items():
         lin_oof, lin_te, lin_n = linear(buckets)
+        d = Decoding.fit(lin_oof, y, len(levels))  # the smaller bag alone: what the CNN is added to
+        lines.append(f"| {prompt} | linear alone, {buckets:,} buckets | {lin_n:,} | - | {q(lin_oof, d, y):.4f} "
+                     f"| {q(lin_te, d, yt):.4f} |")
         vocab = sorted((w for w, c in counts.items() if c >= 2), key=lambda w: (-counts[w], w))[:n_words]
         index = {w: i + 2 for i, w in enumerate(vocab)}  # 0: padding, 1: any other word
         x_lab, x_te = pad(seqs_lab, index), pad(seqs_te, index)
