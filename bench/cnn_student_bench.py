@@ -58,27 +58,20 @@ def teacher_scores(prompt: str, sp_, config, cache: Path | None) -> tuple[np.nda
     return res.by_copy, res.folds, (time.monotonic() - t0) / 60
 
 
-def words(texts: list[str]) -> list[list[int]]:
-    """Each text's words as the featuriser splits them (its 64-bit word hashes, as signed integers)."""
-    from distillation.features import _Text
-
-    t = _Text(texts)
-    rows = [[] for _ in texts]
-    for r, h in zip(t.word_row.tolist(), t.word_hash.view(np.int64).tolist(), strict=True):
-        rows[r].append(h)
-    return rows
-
-
-def word_texts(texts: list[str]) -> dict[int, str]:
-    """The text of each word hash (for the embedding initialisation)."""
+def words(texts: list[str]) -> tuple[list[list[int]], dict[int, str]]:
+    """Each text's words as the featuriser splits them (its 64-bit word hashes, as signed integers), and
+    the text of each word hash (for the embedding initialisation)."""
     from distillation.features import _Text
 
     t = _Text(texts)
     raw = t.raw.tobytes()
-    out = {}
-    for h, s, e in zip(t.word_hash.view(np.int64).tolist(), t.word_start.tolist(), t.word_end.tolist(), strict=True):
-        out.setdefault(h, raw[s:e].decode("utf-8", "replace"))
-    return out
+    rows: list[list[int]] = [[] for _ in texts]
+    spelled: dict[int, str] = {}
+    for r, h, s, e in zip(t.word_row.tolist(), t.word_hash.view(np.int64).tolist(), t.word_start.tolist(),
+                          t.word_end.tolist(), strict=True):
+        rows[r].append(h)
+        spelled.setdefault(h, raw[s:e].decode("utf-8", "replace"))
+    return rows, spelled
 
 
 def embedding_init(vocab: list[int], texts: dict[int, str], dim: int) -> np.ndarray:
@@ -181,7 +174,7 @@ def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
     from distillation.lexical import out_of_fold
     from distillation.metrics import qwk
     from distillation.pipeline import Decoding, StudentData, fit_student, make_splits
-    from distillation.student import Features
+    from distillation.student import Features, LinearStudent
 
     torch.set_num_threads(1)
     config = DistillConfig()
@@ -209,7 +202,6 @@ def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
         data = StudentData(f_lab, y, by_copy.mean(0), len(y), folds, by_copy)
         st = fit_student(data, levels, scfg, 3, distil=True, stagewise=False, say=quiet, name="linear")
         w = st.teacher_weight
-        from distillation.student import LinearStudent
 
         def fp(tr, held):
             k = int(np.searchsorted(ks, folds[held[0]]))
@@ -223,12 +215,11 @@ def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
     d = Decoding.fit(base_oof, y, len(levels))
     lines.append(f"| {prompt} | linear, {scfg.n_buckets:,} buckets (today's student) | {base_n:,} | - | "
                  f"{q(base_oof, d, y):.4f} | {q(base_te, d, yt):.4f} |")
-    seqs_lab, seqs_te = words(lab.response), words(te.response)
+    (seqs_lab, texts), (seqs_te, _) = words(lab.response), words(te.response)
     counts: dict[int, int] = {}
     for s in seqs_lab:
         for w in s:
             counts[w] = counts.get(w, 0) + 1
-    texts = word_texts(lab.response)
     for name, (buckets, n_words, dim, channels) in HYBRIDS.items():
         lin_oof, lin_te, lin_n = linear(buckets)
         d = Decoding.fit(lin_oof, y, len(levels))  # the smaller bag alone: what the CNN is added to
@@ -250,8 +241,9 @@ def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
             for share in (0.0, 0.25, 0.5, 0.75):
                 f = share * cnn_oof + (1 - share) * lin_oof
                 dec = Decoding.fit(f, y, len(levels))
-                if best is None or q(f, dec, y) > best[0] + 1e-9:
-                    best = (q(f, dec, y), share, dec)
+                score = q(f, dec, y)
+                if best is None or score > best[0] + 1e-9:
+                    best = (score, share, dec)
             oof_q, share, dec = best
             f_te = share * cnn_te + (1 - share) * lin_te
             n = lin_n + cnn.n_params()
