@@ -202,8 +202,10 @@ def _check_onnx(fpath: Path, manifest: Manifest) -> None:
         sess = oc.session(fpath)
     except Exception as exc:  # onnxruntime raises several of its own exception types
         raise ArtifactError(fpath, f"ONNX model fails to load: {exc}") from exc
-    if sorted(manifest.inputs) != sorted(oc.INPUTS):
+    if not oc.valid_inputs(manifest.inputs):
         raise ArtifactError(fpath, f"the manifest's inputs {manifest.inputs} differ from the contract's")
+    if sorted(i.name for i in sess.get_inputs()) != sorted(manifest.inputs):
+        raise ArtifactError(fpath, f"the graph's inputs differ from the manifest's {manifest.inputs}")
     try:
         oc.validate(sess, len(manifest.labels))
     except oc.ContractError as exc:

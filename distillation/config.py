@@ -52,6 +52,20 @@ class StudentConfig:
     teacher_weights: tuple[float, ...] = (0.25, 0.5, 0.75)
     folds: int = 5  # out-of-fold predictions for cut-points, calibration and the confidence threshold
     default_agreement: float = 0.85  # exact agreement to reach when the data has no second rating
+    # A second form of student, for single items: a word CNN (distillation.word_cnn) beside a smaller bag,
+    # within the same parameter budget.  It replaces the linear student where its out-of-fold QWK is
+    # higher by more than word_cnn_margin (a guard against choosing the larger model on fold noise).
+    word_cnn: bool = True
+    word_cnn_buckets: int = 12288  # the bag beside it: 12,288 buckets + a 2,000-word CNN < 50,000 params
+    word_cnn_vocabulary: int = 2000  # the item's most frequent training words...
+    word_cnn_min_count: int = 2  # ... seen at least this often
+    word_cnn_dim: int = 16  # embedding size (PCA of the teacher's word-piece embeddings)
+    word_cnn_channels: int = 32
+    word_cnn_epochs: int = 25
+    word_cnn_max_words: int = 200  # an answer's first words read by the CNN
+    word_cnn_teacher_weight: float = 0.5  # the CNN's targets: w * teacher + (1 - w) * human
+    word_cnn_shares: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)  # of the CNN in the score, chosen out of fold
+    word_cnn_margin: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class DistillConfig:
         if "lexical_weight" in t:
             t["lexical_weights"] = (t.pop("lexical_weight"),)
         t.pop("patience", None)  # early stopping is gone: the teacher is cross-fitted on a fixed schedule
-        for k in ("word_ngrams", "char_ngrams", "alphas", "teacher_weights", "lexical_weights"):
+        for k in ("word_ngrams", "char_ngrams", "alphas", "teacher_weights", "lexical_weights", "word_cnn_shares"):
             for part in (s, t):
                 if k in part:
                     part[k] = tuple(part[k])
@@ -88,7 +102,8 @@ class DistillConfig:
         return cls(
             teacher=TeacherConfig(checkpoint="tiny", max_length=64, batch_size=16, lr=1e-3, epochs=2, folds=2,
                                   export_int8=True),
-            student=StudentConfig(n_buckets=1024, alphas=(1.0,), folds=3),
+            student=StudentConfig(n_buckets=1024, alphas=(1.0,), folds=3, word_cnn_buckets=512,
+                                  word_cnn_epochs=3, word_cnn_vocabulary=300),
             timing_responses=10,
         )
 

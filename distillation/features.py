@@ -42,6 +42,8 @@ from itertools import accumulate
 import numpy as np
 
 FORMAT = "kdgrade-featurizer/3"
+FORMAT_WORDS = "kdgrade-featurizer/4"  # format 3 plus a word vocabulary (the ``word`` feed of a word CNN)
+PAD_WORD, OTHER_WORD = 0, 1  # word ids: padding, a word outside the vocabulary; vocabulary word i is i + 2
 N_NAMESPACES = 4
 WORDS, CHARS, SHARED, CROSS = range(N_NAMESPACES)
 MAX_CHAR_NGRAM = 8  # bytes packed into one 64-bit integer
@@ -431,6 +433,38 @@ def _ids(values: list[str] | str, n: int) -> tuple[list[str], np.ndarray]:
     return _dedupe(values)
 
 
+def _word_ids(t: _Text, vocabulary: np.ndarray, max_words: int) -> np.ndarray:
+    """``int64 [n, w]``: each row's first ``max_words`` words as ids (vocabulary word i: i + 2; any other
+    word: ``OTHER_WORD``), then ``PAD_WORD``; ``w`` = the longest row's words (at least 1), so a row's ids
+    do not depend on the other rows of its batch beyond their padding."""
+    n = t.n_rows
+    rows = t.word_row
+    first = np.searchsorted(rows, np.arange(n))  # the words are in row order
+    pos = np.arange(len(rows)) - first[rows]
+    keep = pos < max_words
+    rows, pos, h = rows[keep], pos[keep], t.word_hash[keep]
+    at = np.minimum(np.searchsorted(vocabulary, h), len(vocabulary) - 1)
+    ids = np.where(vocabulary[at] == h, at + 2, OTHER_WORD)
+    out = np.full((n, max(1, int(pos.max()) + 1 if len(pos) else 1)), PAD_WORD, np.int64)
+    out[rows, pos] = ids
+    return out
+
+
+def word_vocabulary(texts: Sequence[str], max_size: int, min_count: int = 2) -> tuple[list[int], list[str]]:
+    """The ``max_size`` most frequent words of ``texts`` seen at least ``min_count`` times, split and hashed
+    as the featuriser does: their hashes in increasing order (a ``Featurizer`` vocabulary) and, in the
+    same order, how each is spelled (for an embedding initialisation)."""
+    with np.errstate(over="ignore"):
+        t = _Text([r if isinstance(r, str) else "" for r in texts])
+    h, first, counts = np.unique(t.word_hash, return_index=True, return_counts=True)
+    order = np.lexsort((h, -counts))  # most frequent first, ties by hash: deterministic
+    chosen = np.sort(order[counts[order] >= min_count][:max_size])
+    raw = t.raw.tobytes()
+    spell = [raw[s:e].decode("utf-8", "replace") for s, e in zip(t.word_start[first[chosen]].tolist(),
+                                                              t.word_end[first[chosen]].tolist(), strict=True)]
+    return [int(x) for x in h[chosen]], spell
+
+
 class Featurizer:
     """Hashed n-gram bag (sparse) + overlap features.  ``transform`` output feeds the ONNX student."""
 
@@ -443,11 +477,15 @@ class Featurizer:
         cross_question: bool = False,
         dense_features: Sequence[str] | None = None,
         known_questions: Sequence[str] | None = None,
+        vocabulary: Sequence[int] | None = None,
+        max_words: int = 200,
     ):
         """``dense_features``: the overlap features to compute, by name (default: all of ``DENSE_NAMES``; a
         model version trained before a feature existed lists the ones it was trained on).
         ``known_questions``: the ``question_key`` of each question a pooled model was trained on; the dense
-        features then end with ``question_seen`` (by default; a listed ``dense_features`` must say so)."""
+        features then end with ``question_seen`` (by default; a listed ``dense_features`` must say so).
+        ``vocabulary``: word hashes (``word_vocabulary``) of a student with a word CNN; ``transform`` then
+        also returns ``word``, each answer's first ``max_words`` words as ids (``word_ids``)."""
         if not 2 <= n_buckets < 2**31:
             raise ValueError("n_buckets must be at least 2 (and below 2**31)")
         self.n_buckets = int(n_buckets)
@@ -479,17 +517,30 @@ class Featurizer:
         overlap = names[:-1] if self.known_questions else names
         self._dense_cols = None if overlap == DENSE_NAMES else np.array([DENSE_NAMES.index(x) for x in overlap])
         self._known = frozenset(self.known_questions or ())
+        self.vocabulary = None
+        self.max_words = int(max_words)
+        if self.max_words < 1:
+            raise ValueError("max_words must be at least 1")
+        if vocabulary is not None:
+            v = np.asarray([int(x) for x in vocabulary], dtype=np.uint64)
+            if len(v) == 0 or np.any(v[1:] <= v[:-1]):
+                raise ValueError("vocabulary must be a non-empty, strictly increasing list of word hashes")
+            self.vocabulary = v
 
     # -- state -----------------------------------------------------------------------------------
-    input_names = ("bucket", "segment", "segment_weight", "dense")
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("bucket", "segment", "segment_weight", "dense") + (("word",) if self.vocabulary is not None else ())
 
     @property
     def n_dense(self) -> int:
         return len(self.dense_features)
 
     def to_state(self) -> dict:
+        words = {} if self.vocabulary is None else {
+            "vocabulary": [int(x) for x in self.vocabulary], "max_words": self.max_words}
         return {
-            "format": FORMAT,
+            "format": FORMAT if self.vocabulary is None else FORMAT_WORDS,
             "n_buckets": self.n_buckets,
             "word_ngrams": list(self.word_ngrams),
             "char_ngrams": list(self.char_ngrams),
@@ -499,12 +550,13 @@ class Featurizer:
             **({"known_questions": list(self.known_questions)} if self.known_questions else {}),
             "namespaces": N_NAMESPACES,
             "inputs": {"bucket": ["m"], "segment": ["m"], "segment_weight": [f"n*{N_NAMESPACES}"],
-                       "dense": ["n", self.n_dense]},
+                       "dense": ["n", self.n_dense], **({"word": ["n", "w"]} if words else {})},
+            **words,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> Featurizer:
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in (FORMAT, FORMAT_WORDS):
             found = state.get("format") if isinstance(state, dict) else None
             raise ValueError(f"not a featuriser state of format {FORMAT!r} (found {found!r}): "
                              "a model version from an older kdgrade; train it again")
@@ -519,6 +571,8 @@ class Featurizer:
             cross_question=state["cross_question"],
             dense_features=names,
             known_questions=state.get("known_questions"),
+            vocabulary=state.get("vocabulary") if state["format"] == FORMAT_WORDS else None,
+            max_words=state.get("max_words", 200),
         )
 
     @property
@@ -536,7 +590,8 @@ class Featurizer:
     def transform(self, responses: Sequence[str], questions=None, references=None) -> dict[str, np.ndarray]:
         """Features of ``responses`` (with the item's question and reference answer, one per response
         or one string for all): ``{"bucket": int64 [m], "segment": int64 [m], "segment_weight": float32
-        [n * N_NAMESPACES], "dense": float32 [n, n_dense]}``."""
+        [n * N_NAMESPACES], "dense": float32 [n, n_dense]}``, and with a vocabulary ``"word": int64 [n, w]``
+        (``word_ids``)."""
         with np.errstate(over="ignore"):
             return self._transform(responses, questions, references)
 
@@ -557,8 +612,11 @@ class Featurizer:
         n = len(responses)
         nb = self.n_buckets
         if n == 0:
-            return {"bucket": np.zeros(0, np.int64), "segment": np.zeros(0, np.int64),
-                    "segment_weight": np.zeros(0, np.float32), "dense": np.zeros((0, self.n_dense), np.float32)}
+            out = {"bucket": np.zeros(0, np.int64), "segment": np.zeros(0, np.int64),
+                   "segment_weight": np.zeros(0, np.float32), "dense": np.zeros((0, self.n_dense), np.float32)}
+            if self.vocabulary is not None:
+                out["word"] = np.zeros((0, 1), np.int64)
+            return out
         uniq_q, q_id = _ids(_as_text_list(questions, n, "questions"), n)
         uniq_ref, ref_id = _ids(_as_text_list(references, n, "references"), n)
         t = _Text(responses)
@@ -629,7 +687,10 @@ class Featurizer:
         if self.known_questions:
             seen = np.array([question_key(q) in self._known for q in uniq_q], np.float32)[q_id]
             dense = np.concatenate([dense, seen[:, None]], axis=1)
-        return {"bucket": bucket, "segment": segment, "segment_weight": weight, "dense": dense}
+        out = {"bucket": bucket, "segment": segment, "segment_weight": weight, "dense": dense}
+        if self.vocabulary is not None:
+            out["word"] = _word_ids(t, self.vocabulary, self.max_words)
+        return out
 
     @staticmethod
     def _dense(t, ctx, ref_id, q_id, bi_h, bi_r, char4: np.ndarray, n) -> np.ndarray:

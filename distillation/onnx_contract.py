@@ -7,7 +7,8 @@ so a model that passes ``validate`` is one the scorer can serve.  numpy + onnxru
 Inputs (the featuriser's output, ``distillation.features``):
   ``bucket`` int64 [m] and ``segment`` int64 [m]: the sparse bag, one entry per n-gram occurrence, its
   segment = answer * N_NAMESPACES + namespace; ``segment_weight`` float32 [n * N_NAMESPACES]: the weight of
-  each segment; ``dense`` float32 [n, D]: overlap and length features.
+  each segment; ``dense`` float32 [n, D]: overlap and length features; and, for a student with a word
+  CNN (its featuriser has a vocabulary), ``word`` int64 [n, w]: each answer's word ids, padded with 0.
 Outputs:
   ``probabilities`` float32 [n, K]: calibrated probability of each rubric level (rows sum to 1);
   ``level`` int64 [n]: the decoded level index (QWK-fitted cut-points), what a score is;
@@ -24,6 +25,7 @@ import numpy as np
 OPSET = 17
 IR_VERSION = 8
 INPUTS = ("bucket", "segment", "segment_weight", "dense")
+OPTIONAL_INPUTS = ("word",)  # a student with a word CNN reads it too
 OUTPUTS = ("probabilities", "level", "score")
 PROBABILITIES, LEVEL, SCORE = OUTPUTS
 PARITY_LIMIT = 1e-4
@@ -48,8 +50,14 @@ def session(path_or_bytes: Path | str | bytes, threads: int = 1):
 
 
 def run(sess, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """All outputs of one call, by name."""
-    return dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {k: feeds[k] for k in INPUTS}), strict=True))
+    """All outputs of one call, by name (the feeds the graph reads)."""
+    names = [i.name for i in sess.get_inputs()]
+    return dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {k: feeds[k] for k in names}), strict=True))
+
+
+def valid_inputs(names) -> bool:
+    """The contract's inputs, with or without the optional ones (all of them or none)."""
+    return sorted(names) in (sorted(INPUTS), sorted(INPUTS + OPTIONAL_INPUTS))
 
 
 def validate(sess, n_levels: int, probe: dict[str, np.ndarray] | None = None) -> None:
@@ -57,8 +65,9 @@ def validate(sess, n_levels: int, probe: dict[str, np.ndarray] | None = None) ->
     summing to 1 and a level in range.  Raises :class:`ContractError`."""
     inputs = [i.name for i in sess.get_inputs()]
     outputs = [o.name for o in sess.get_outputs()]
-    if sorted(inputs) != sorted(INPUTS):
-        raise ContractError(f"ONNX inputs {inputs} differ from the contract's {list(INPUTS)}")
+    if not valid_inputs(inputs):
+        raise ContractError(f"ONNX inputs {inputs} differ from the contract's {list(INPUTS)} "
+                            f"(and optionally {list(OPTIONAL_INPUTS)})")
     missing = [o for o in OUTPUTS if o not in outputs]
     if missing:
         raise ContractError(f"ONNX model lacks the outputs {missing} (has {outputs})")

@@ -23,10 +23,11 @@ from distillation import artifact, gates, ordinal
 from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import DataError, Dataset, check_labels, check_test, read_csv, stratified_split
-from distillation.features import Featurizer, question_key
+from distillation.features import Featurizer, question_key, word_vocabulary
 from distillation.lexical import TfidfRidge, fold_ids, out_of_fold
 from distillation.metrics import qwk, scores
 from distillation.student import Features, LinearStudent, NewQuestionBranch, fit_dense
+from distillation.word_cnn import WordCNN, embedding_init
 
 POOLED = "pooled"
 REPORT_MODELS = ("teacher", "teacher_onnx_int8", "student", "student_no_kd", "tfidf")
@@ -386,6 +387,29 @@ def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Calla
     return StudentData(feats, sp_.y(lab), by_copy.mean(axis=0), len(lab), teacher.folds, by_copy, questions)
 
 
+def word_student_inputs(sp_: Splits, teacher: TeacherResult, data: StudentData, config: DistillConfig,
+                        cross_q: bool) -> tuple[Featurizer, StudentData, np.ndarray | None]:
+    """For the student with a word CNN: its featuriser (a smaller bag and the item's vocabulary), the
+    students' data featurised by it, and the vocabulary's initial embeddings from the teacher's own
+    word-piece embeddings (None when the training answers repeat too few words for a vocabulary)."""
+    from distillation import teacher as tch
+
+    scfg = config.student
+    lab = sp_.labelled
+    vocab, spellings = word_vocabulary(lab.response, scfg.word_cnn_vocabulary, scfg.word_cnn_min_count)
+    fz = Featurizer(n_buckets=scfg.word_cnn_buckets, word_ngrams=scfg.word_ngrams, char_ngrams=scfg.char_ngrams,
+                    use_reference=True, cross_question=cross_q, vocabulary=vocab or None,
+                    max_words=scfg.word_cnn_max_words)
+    if len(vocab) < 2:
+        return fz, data, None
+    rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
+    feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
+                             [t for d in rows for t in d.reference_answer])
+    table = teacher.fitted[0].model.encoder.get_input_embeddings().weight.detach().float().numpy()
+    init = embedding_init(spellings, tch.load_tokenizer(config.teacher.checkpoint), table, scfg.word_cnn_dim)
+    return fz, replace(data, features=feats), init
+
+
 @dataclass
 class FittedStudent:
     model: LinearStudent
@@ -394,6 +418,8 @@ class FittedStudent:
     oof_qwk: float
     teacher_weight: float = 0.0  # 0: trained on the human levels alone
     new_questions: NewQuestions | None = None  # pooled models: how questions it never saw are scored
+    words_share: float = 0.0  # the word CNN's share of the score (0: none)
+    linear_oof_qwk: float | None = None  # with a word CNN: the out-of-fold QWK of its linear part alone
 
     @property
     def heldout_question_qwk(self) -> float | None:
@@ -449,7 +475,8 @@ def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_colu
 
 
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
-                say: Callable[..., None], name: str, new_questions: NewQuestions | None = None) -> FittedStudent:
+                say: Callable[..., None], name: str, new_questions: NewQuestions | None = None,
+                words_init: np.ndarray | None = None) -> FittedStudent:
     """Ridge student on ``w * teacher + (1 - w) * human`` (``distil``; ``w`` from ``cfg.teacher_weights``)
     or on the human levels alone.  ``w`` and the ridge strength are chosen on out-of-fold predictions
     (QWK against the human levels), and the decoding is fitted on them; a teacher weaker than the
@@ -458,7 +485,9 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     behind a held-out estimate saw the held-out labels; the final student learns the copies' mean.
 
     ``new_questions`` (pooled models, ``fit_new_question_branch``) scores the questions it was not
-    trained on; the rest is chosen and fitted on the questions it was."""
+    trained on; the rest is chosen and fitted on the questions it was.  ``words_init`` (the vocabulary's
+    initial embeddings; ``data.features`` then has word ids): a word CNN beside the linear part
+    (``fit_words``)."""
     n_lab = data.n_labelled
     per_copy = data.folds is not None and data.by_copy is not None
     # the teacher's folds when it was cross-fitted (for the student without it too: the same comparison)
@@ -489,12 +518,63 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
             dec = Decoding.fit(oof, data.human, len(levels))
             q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
             if best is None or q > best[0] + 1e-9:
-                best = (q, alpha, dec, w, target)
-    q, alpha, dec, w, target = best
+                best = (q, alpha, dec, w, target, oof)
+    q, alpha, dec, w, target, oof = best
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
-    model.set_decoding(levels, dec.cuts, dec.scale, dec.calibration)
     model.set_new_questions(new_questions.branch if new_questions is not None else None)
-    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w), new_questions)
+    share, linear_q = 0.0, None
+    if words_init is not None:
+        cnn, share, words_q, words_dec = fit_words(data, levels, cfg, seed, oof, words_init, distil=distil,
+                                                   say=say, name=name)
+        if share > 0:
+            model.set_words(cnn, share)
+            linear_q, q, dec = q, words_q, words_dec
+    model.set_decoding(levels, dec.cuts, dec.scale, dec.calibration)
+    return FittedStudent(model, dec, alpha, round(float(q), 6), float(w), new_questions, share,
+                         None if linear_q is None else round(float(linear_q), 6))
+
+
+def fit_words(data: StudentData, levels: list[int], cfg, seed: int, linear_oof: np.ndarray, init: np.ndarray, *,
+              distil: bool, say: Callable[..., None], name: str) -> tuple[WordCNN, float, float, Decoding]:
+    """A word CNN on ``w * teacher + (1 - w) * human`` (``distil``; ``w``: ``cfg.word_cnn_teacher_weight``)
+    or on the human levels, out of fold on the linear part's folds (fold k's targets from teacher copy k),
+    and its share of the score, chosen among ``cfg.word_cnn_shares`` (0: none) on the out-of-fold QWK of
+    ``share * cnn + (1 - share) * linear``.  Returns the CNN fitted on every row, the share, that QWK and
+    the decoding fitted on it."""
+    n_lab = data.n_labelled
+    per_copy = data.folds is not None and data.by_copy is not None
+    folds = data.folds if per_copy else fold_ids(n_lab, cfg.folds, seed, data.human)
+    ks = np.unique(folds)
+    w = cfg.word_cnn_teacher_weight if distil else 0.0
+    rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
+    extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
+    words = data.features.words
+
+    def target(t: np.ndarray) -> np.ndarray:
+        return np.concatenate([w * t[:n_lab] + (1 - w) * data.human, t[n_lab:]])
+
+    def make() -> WordCNN:
+        return WordCNN(init, cfg.word_cnn_channels, cfg.word_cnn_epochs, seed=seed)
+
+    say(f"student ({name})", message=f"word CNN, {len(ks)} out-of-fold fits", force=True)
+
+    def fit_predict(tr, held):
+        t = data.by_copy[int(np.searchsorted(ks, folds[held[0]]))] if distil and per_copy else data.teacher
+        idx = np.concatenate([tr, extra])
+        return make().fit(words[idx], target(t)[idx]).predict(words[held])
+
+    cnn_oof = out_of_fold(fit_predict, n_lab, folds)
+    best = None
+    for share in cfg.word_cnn_shares:
+        f = share * cnn_oof + (1 - share) * linear_oof
+        dec = Decoding.fit(f, data.human, len(levels))
+        q = qwk(data.human, dec.levels(f), list(range(len(levels))))
+        if best is None or q > best[0] + 1e-9:
+            best = (q, share, dec)
+    q, share, dec = best
+    if share == 0:
+        return make(), 0.0, q, dec
+    return make().fit(words[rows], target(data.teacher)[rows]), share, q, dec
 
 
 def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
@@ -635,8 +715,20 @@ def distill_item(
     new_q = fit_new_question_branch(data, levels, scfg, fz.seen_column, say) if known else None
     student = fit_student(data, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say, name="distilled",
                           new_questions=new_q)
+    candidates = {"linear": (student, fz)}
+    words_init = None
+    if scfg.word_cnn and not known:  # a pooled model's words are its training questions': no CNN there
+        fz_w, data_w, words_init = word_student_inputs(sp_, teacher, data, config, cross_q)
+        if words_init is not None:
+            hybrid = fit_student(data_w, levels, scfg, seed + 3, distil=True, stagewise=cross_q, say=say,
+                                 name="distilled, word CNN", words_init=words_init)
+            candidates["word_cnn"] = (hybrid, fz_w)
+            if hybrid.words_share > 0 and hybrid.oof_qwk > student.oof_qwk + scfg.word_cnn_margin:
+                student, fz, data = hybrid, fz_w, data_w
+            else:
+                words_init = None
     no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=cross_q, say=say, name="no KD",
-                        new_questions=new_q)
+                        new_questions=new_q, words_init=words_init)
     say("tfidf", message="TF-IDF ridge baseline, out-of-fold decoding", force=True)
     tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
     target, target_source = agreement_target(sp_.labelled, scfg.default_agreement)
@@ -669,6 +761,9 @@ def distill_item(
                                     f"{scfg.folds} folds"),
                                  "teacher_weight": student.teacher_weight, "stagewise": bool(cross_q),
                                  "n_labelled": data.n_labelled, "n_unscored": len(data.features) - data.n_labelled,
+                                 "form": "word_cnn" if student.words_share > 0 else "linear",
+                                 "word_cnn_share": student.words_share,
+                                 "candidates": candidate_report(candidates, sp_, scfg.word_cnn_margin),
                                  **_question_choice(student)},
             "student_no_kd_training": {"alpha": no_kd.alpha, "oof_qwk": no_kd.oof_qwk, **_question_choice(no_kd)},
             "distillation_gain_qwk": round(entry["models"]["student"]["qwk"] - entry["models"]["student_no_kd"]["qwk"],
@@ -693,6 +788,21 @@ def distill_item(
         _set_threads(config.threads)
         shutil.rmtree(tmpd, ignore_errors=True)
     return entry
+
+
+def candidate_report(candidates: dict[str, tuple[FittedStudent, Featurizer]], sp_: Splits, margin: float) -> dict:
+    """Each form of distilled student that was fitted: parameters, out-of-fold QWK (what chose between
+    them: the word CNN's must beat the linear one's by more than ``margin``) and test QWK (reported only)."""
+    test, lv = sp_.test, list(range(len(sp_.levels)))
+    out = {}
+    for name, (st, fz) in candidates.items():
+        pred = st.model.predict_levels(Features.compute(fz, test.response, test.question, test.reference_answer))
+        out[name] = {"params": st.model.n_params(), "oof_qwk": st.oof_qwk,
+                     "test_qwk": round(qwk(sp_.y(test), pred, lv), 6),
+                     **({"word_cnn_share": st.words_share, "linear_part_oof_qwk": st.linear_oof_qwk}
+                        if name == "word_cnn" else {})}
+    out["rule"] = f"the word CNN form where its out-of-fold QWK beats the linear form's by more than {margin:g}"
+    return out
 
 
 def _question_choice(student: FittedStudent) -> dict:

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from distillation import onnx_contract as oc
 from distillation import ordinal
 from distillation.features import N_NAMESPACES
+from distillation.word_cnn import WordCNN
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Features:
 
     bag: sp.csr_matrix
     dense: np.ndarray
+    words: np.ndarray | None = None  # int64 [n, w] word ids, when the featuriser has a vocabulary
 
     @classmethod
     def compute(cls, fz, responses, questions, references, chunk: int = 4000) -> Features:
@@ -41,23 +43,34 @@ class Features:
         n = len(responses)
         questions = [questions] * n if isinstance(questions, str) else questions
         references = [references] * n if isinstance(references, str) else references
-        bags, denses = [], []
+        bags, denses, words = [], [], []
         for s in range(0, len(responses), chunk):
             f = fz.transform(responses[s : s + chunk], questions[s : s + chunk], references[s : s + chunk])
             bags.append(fz.to_csr(f))
             denses.append(f["dense"])
+            words.append(f.get("word"))
         if not bags:
-            return cls(sp.csr_matrix((0, fz.n_buckets)), np.zeros((0, fz.n_dense), np.float32))
-        return cls(sp.vstack(bags, format="csr"), np.concatenate(denses))
+            return cls(sp.csr_matrix((0, fz.n_buckets)), np.zeros((0, fz.n_dense), np.float32),
+                       np.zeros((0, 1), np.int64) if fz.vocabulary is not None else None)
+        return cls(sp.vstack(bags, format="csr"), np.concatenate(denses),
+                   _stack_words(words) if fz.vocabulary is not None else None)
 
     def __len__(self) -> int:
         return self.bag.shape[0]
 
     def __getitem__(self, idx) -> Features:
-        return Features(self.bag[idx], self.dense[idx])
+        return Features(self.bag[idx], self.dense[idx], None if self.words is None else self.words[idx])
 
     def concat(self, other: Features) -> Features:
-        return Features(sp.vstack([self.bag, other.bag], format="csr"), np.concatenate([self.dense, other.dense]))
+        words = None if self.words is None else _stack_words([self.words, other.words])
+        return Features(sp.vstack([self.bag, other.bag], format="csr"), np.concatenate([self.dense, other.dense]),
+                        words)
+
+
+def _stack_words(blocks: list[np.ndarray]) -> np.ndarray:
+    """Word-id blocks of different widths, padded to the widest (padding: id 0)."""
+    w = max(b.shape[1] for b in blocks)
+    return np.concatenate([np.pad(b, ((0, 0), (0, w - b.shape[1]))) for b in blocks])
 
 
 def fit_dense(dense: np.ndarray, y: np.ndarray, dense_weight: float,
@@ -129,6 +142,18 @@ class LinearStudent:
         return self
 
     new_questions_: NewQuestionBranch | None = None
+    words_: WordCNN | None = None  # a word CNN beside the bag (set_words); its share of the score
+    words_share_: float = 0.0
+
+    def set_words(self, cnn: WordCNN | None, share: float) -> LinearStudent:
+        """Score ``(1 - share) * (the linear part) + share * cnn(words)`` (``distillation.word_cnn``); a
+        pooled student has no word CNN (its words would be the training questions')."""
+        if cnn is not None and self.new_questions_ is not None:
+            raise ValueError("a pooled student with a new-question branch has no word CNN")
+        if not 0.0 <= share < 1.0:
+            raise ValueError("the word CNN's share must be in [0, 1)")
+        self.words_, self.words_share_ = (cnn, float(share)) if cnn is not None and share > 0 else (None, 0.0)
+        return self
 
     def _new(self, X: Features) -> np.ndarray:
         """Rows whose question the model was not trained on (all False without a new-question branch)."""
@@ -138,6 +163,10 @@ class LinearStudent:
 
     def decision_function(self, X: Features) -> np.ndarray:
         f = X.bag @ self.coef_bag_ + X.dense.astype(np.float64) @ self.coef_dense_ + self.intercept_
+        if self.words_ is not None:
+            if X.words is None:
+                raise ValueError("this student reads word ids: featurise with its vocabulary")
+            f = (1 - self.words_share_) * f + self.words_share_ * self.words_.predict(X.words)
         new = self._new(X)
         if new.any():
             f[new] = self.new_questions_.decision_function(X[np.flatnonzero(new)])
@@ -158,6 +187,8 @@ class LinearStudent:
 
     def set_new_questions(self, branch: NewQuestionBranch | None) -> LinearStudent:
         """The branch that scores questions the model was not trained on (pooled models)."""
+        if branch is not None and self.words_ is not None:
+            raise ValueError("a student with a word CNN has no new-question branch")
         if branch is not None and len(branch.coef) != len(self.coef_dense_):
             raise ValueError("the new-question branch must read the same dense features as the student")
         self.new_questions_ = branch
@@ -185,6 +216,7 @@ class LinearStudent:
     def n_params(self) -> int:
         n = len(self.coef_bag_) + len(self.coef_dense_) + 1
         n += len(self.cuts_) + 1 + _size(self.calibration_) if hasattr(self, "cuts_") else 0
+        n += self.words_.n_params() + 1 if self.words_ is not None else 0  # + 1: its share
         return n + (self.new_questions_.n_params() if self.new_questions_ is not None else 0)
 
     # -- ONNX twin -------------------------------------------------------------------------------
@@ -195,11 +227,12 @@ class LinearStudent:
 
         k = len(self.classes_)
         f32 = np.float32
+        lin = 1.0 - self.words_share_  # the linear part's share (1 without a word CNN)
         inits = [
             # the bag weights, plus a last bucket of weight 0: the featuriser's sink
-            numpy_helper.from_array(np.append(self.coef_bag_, 0.0).astype(f32), "w_bag"),
-            numpy_helper.from_array(self.coef_dense_.astype(f32).reshape(-1, 1), "w_dense"),
-            numpy_helper.from_array(np.array([self.intercept_], f32), "bias"),
+            numpy_helper.from_array(np.append(lin * self.coef_bag_, 0.0).astype(f32), "w_bag"),
+            numpy_helper.from_array((lin * self.coef_dense_).astype(f32).reshape(-1, 1), "w_dense"),
+            numpy_helper.from_array(np.array([lin * self.intercept_], f32), "bias"),
             numpy_helper.from_array(self.cuts_.astype(f32).reshape(1, -1), "cuts"),
             numpy_helper.from_array(np.array([self.scale_], f32), "scale"),
             numpy_helper.from_array(np.array([0], np.int64), "zero_i"),
@@ -221,8 +254,12 @@ class LinearStudent:
             node("ReduceSum", ["segment_2d", "one_i"], ["bag_sum"], keepdims=0),
             node("MatMul", ["dense", "w_dense"], ["dense_col"]),
             node("Reshape", ["dense_col", "minus_one_i"], ["dense_sum"]),
-            node("Add", ["bag_sum", "dense_sum"], ["f0"]),
+            node("Add", ["bag_sum", "dense_sum"], ["f0" if self.words_ is None else "f_linear"]),
         ]
+        if self.words_ is not None:  # the bag's weights above are already scaled by (1 - share)
+            cnn_nodes, cnn_inits = self.words_.onnx_nodes(self.words_share_, "f_words")
+            nodes += [*cnn_nodes, node("Add", ["f_linear", "f_words"], ["f0"])]
+            inits += cnn_inits
         cuts, scale = "cuts", "scale"
         b = self.new_questions_
         if b is None:
@@ -295,7 +332,8 @@ class LinearStudent:
             nodes, "kdgrade_student",
             [vi("bucket", TensorProto.INT64, ["m"]), vi("segment", TensorProto.INT64, ["m"]),
              vi("segment_weight", TensorProto.FLOAT, ["s"]),
-             vi("dense", TensorProto.FLOAT, ["n", len(self.coef_dense_)])],
+             vi("dense", TensorProto.FLOAT, ["n", len(self.coef_dense_)])]
+            + ([vi("word", TensorProto.INT64, ["n", "w"])] if self.words_ is not None else []),
             [vi(oc.PROBABILITIES, TensorProto.FLOAT, ["n", k]), vi(oc.LEVEL, TensorProto.INT64, ["n"]),
              vi(oc.SCORE, TensorProto.FLOAT, ["n"])],
             inits,

@@ -113,7 +113,7 @@ def test_a_pooled_featuriser_says_which_questions_it_was_trained_on():
 
 def _digest(fz: Featurizer) -> str:
     out = fz.transform(RESPONSES, QUESTION, REFERENCE)
-    return hashlib.sha256(b"".join(out[k].tobytes() for k in Featurizer.input_names)).hexdigest()
+    return hashlib.sha256(b"".join(out[k].tobytes() for k in fz.input_names)).hexdigest()
 
 
 def test_hash_is_stable_across_versions():
