@@ -81,6 +81,13 @@ def table(name: str, entry: dict, speed_models: dict | None = None) -> str:
                      f"ridge alpha {st.get('alpha', 0):g} (chosen out of fold on "
                      f"{st.get('oof_qwk_rows', 'every labelled row')}: QWK {st.get('oof_qwk', 0):.3f}"
                      + _pooled_note(st) + ").")
+    cands = st.get("candidates")
+    if cands:  # reports since 2026-12-04: the linear and the word-CNN forms, out of fold and on test
+        parts = [f"{'linear' if k == 'linear' else 'word CNN'} ({c['params']:,} params"
+                 + (f", CNN share {c['word_cnn_share']:g}" if k == "word_cnn" else "")
+                 + f"): out of fold {c['oof_qwk']:.3f}, test {c['test_qwk']:.3f}"
+                 for k, c in cands.items() if k != "rule"]
+        lines.append(f"Student forms: {'; '.join(parts)}; served: {st.get('form', 'linear')} ({cands['rule']}).")
     lines.append("")
     return "\n".join(lines)
 

