@@ -25,6 +25,10 @@ ENTRY = {
                           "<script>x</script>": {"n": 15, "qwk": 0.8, "exact": 0.73, "smd": -0.04}}},
     "teacher_training": {"epochs": [{"epoch": 1, "val_qwk": 0.5, "val_loss": 0.9},
                                     {"epoch": 2, "val_qwk": 0.8, "val_loss": 0.6}]},
+    "student_training": {"form": "word_cnn", "candidates": {
+        "linear": {"params": 49_190, "oof_qwk": 0.7234, "test_qwk": 0.74},
+        "word_cnn": {"params": 33_000, "oof_qwk": 0.7416, "test_qwk": 0.78, "word_cnn_share": 0.5},
+        "rule": "..."}},
 }
 
 
@@ -46,6 +50,8 @@ def test_report_page_draws_the_pictures_and_tables(admin_client):
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x</script>" not in html
     assert "Student (distilled)" in html and "TF-IDF baseline" in html and "48009" in html
     assert "Not in this version" not in html
+    assert ("Student: a word network beside a smaller bag of words was kept. On the training answers, held out "
+            "in turn, it agreed with the humans at QWK 0.742, the bag of words alone at 0.723.") in html
 
 
 @pytest.mark.django_db
@@ -58,3 +64,4 @@ def test_an_older_report_says_what_it_lacks(admin_client):
     assert 'class="chart"' not in html
     assert "Not in this version's report: the confusion matrix, per-level precision and recall" in html
     assert "no per-group breakdown" in html
+    assert "Student: " not in html  # a report from before the word network says nothing of forms

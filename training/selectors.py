@@ -77,6 +77,21 @@ def _learning_curves(entry: dict, run_item: TrainingRunItem) -> dict:
     return {"qwk": curves, "loss": losses}
 
 
+def student_form(entry: dict) -> str | None:
+    """Which form of student the run kept for the item, and why, in a sentence (None in reports from
+    before the word CNN)."""
+    st = entry.get("student_training") or {}
+    cands = st.get("candidates") or {}
+    linear, words = cands.get("linear"), cands.get("word_cnn")
+    if not linear or not words:
+        return None
+    kept = st.get("form") == "word_cnn"
+    return (f"Student: {'a word network beside a smaller bag of words' if kept else 'the bag of words alone'} "
+            f"was kept. On the training answers, held out in turn, it agreed with the humans at QWK "
+            f"{(words if kept else linear)['oof_qwk']:.3f}, the "
+            f"{'bag of words alone' if kept else 'word network'} at {(linear if kept else words)['oof_qwk']:.3f}.")
+
+
 def item_report(run_item: TrainingRunItem) -> dict:
     """Everything the report page shows for one item of a run; missing parts are None."""
     entry = run_item.report or {}
@@ -85,6 +100,7 @@ def item_report(run_item: TrainingRunItem) -> dict:
                  "human_human_qwk": entry.get("human_human_qwk"), "n_train": entry.get("n_train"),
                  "n_test": entry.get("n_test"), "gates": run_item.gates, "charts": {},
                  "gates_ok": all(g.get("passed") is not False for g in run_item.gates or [])}
+    out["student_form"] = student_form(entry)
     conf = entry.get("confusion")
     if conf and conf.get("matrix"):
         out["charts"]["confusion"] = charts.confusion_matrix(conf.get("labels") or labels, conf["matrix"],
