@@ -28,6 +28,15 @@ from distillation.artifact import ArtifactError, Manifest, manifest_sha256, veri
 from distillation.features import Featurizer
 
 MAX_CACHED_MODELS = 64
+WORD_CHUNK = 256  # answers per call for a version with a word CNN (sorted by length: little padding)
+
+
+def _rows(values, idx: np.ndarray, n: int):
+    """``questions`` / ``references`` (one per response of ``n``) for the rows ``idx``; one value for all
+    rows stays as it is (and so does a wrong count, for the featuriser to refuse)."""
+    if values is None or isinstance(values, str) or not isinstance(values, Sequence) or len(values) != n:
+        return values
+    return [values[i] for i in idx]
 
 
 class ModelLoadError(Exception):
@@ -64,7 +73,24 @@ class LoadedModel:
                 references: object = None) -> Prediction:
         if not responses:
             return Prediction(np.zeros((0, len(self.labels)), np.float32), np.zeros(0, np.int64))
-        feeds = self.featurizer.transform(list(responses), questions, references)
+        responses = list(responses)
+        if self.featurizer.vocabulary is None or len(responses) <= WORD_CHUNK:
+            return self._run(responses, questions, references)
+        # A word CNN reads every answer padded to the batch's longest: in chunks of answers of similar
+        # length the padding (and its share of the work) is small.  A row's score does not depend on
+        # the other rows of its batch, so the result is the same as one call.
+        order = np.argsort([len(r) if isinstance(r, str) else 0 for r in responses], kind="stable")
+        probs = np.zeros((len(responses), len(self.labels)), np.float32)
+        level = np.zeros(len(responses), np.int64)
+        n = len(responses)
+        for s in range(0, n, WORD_CHUNK):
+            idx = order[s : s + WORD_CHUNK]
+            part = self._run([responses[i] for i in idx], _rows(questions, idx, n), _rows(references, idx, n))
+            probs[idx], level[idx] = part.probabilities, part.level
+        return Prediction(probs, level)
+
+    def _run(self, responses: list, questions, references) -> Prediction:
+        feeds = self.featurizer.transform(responses, questions, references)
         probs, level = self.session.run([oc.PROBABILITIES, oc.LEVEL], feeds)
         return Prediction(probs, level)
 

@@ -281,6 +281,17 @@ def test_a_word_cnn_student_is_exported_verified_and_served_as_trained(tmp_path)
     tp = entry["test_predictions"]
     pred = model.predict([by_id[r] for r in tp["response_id"]], ds.question[0], ds.reference_answer[0])
     assert np.asarray(model.labels)[pred.level].tolist() == tp["student"]
+    # a bulk batch runs in chunks of answers of similar length: the same scores as one answer at a time
+    from scoring.scorer import WORD_CHUNK
+
+    rng = np.random.RandomState(0)
+    many = [ds.response[i] + " metal" * rng.randint(0, 30) for i in rng.randint(0, len(ds), 2 * WORD_CHUNK + 7)]
+    questions = [ds.question[0]] * len(many)
+    bulk = model.predict(many, questions, ds.reference_answer[0])
+    for i in rng.choice(len(many), 25, replace=False):
+        one = model.predict([many[i]], ds.question[0], ds.reference_answer[0])
+        assert one.level[0] == bulk.level[i]
+        np.testing.assert_allclose(one.probabilities[0], bulk.probabilities[i], atol=1e-6)
     # the graph without its word input is refused by the contract
     state = json.loads((d / "featurizer.json").read_text())
     plain = Featurizer.from_state({**state, "format": "kdgrade-featurizer/3"})
