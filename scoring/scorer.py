@@ -28,7 +28,7 @@ from distillation.artifact import ArtifactError, Manifest, manifest_sha256, veri
 from distillation.features import Featurizer
 
 MAX_CACHED_MODELS = 64
-WORD_CHUNK = 256  # answers per call for a version with a word CNN (sorted by length: little padding)
+WORD_CHUNK = 512  # answers per call for a version with a word CNN (sorted by length: little padding)
 
 
 def _rows(values, idx: np.ndarray, n: int):
