@@ -368,18 +368,23 @@ class StudentData:
     questions: np.ndarray | None = None
 
 
+def student_features(sp_: Splits, fz: Featurizer) -> Features:
+    """The students' rows featurised: the labelled answers, then the unscored ones."""
+    rows = [sp_.labelled] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
+    return Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
+                            [t for d in rows for t in d.reference_answer])
+
+
 def soft_targets(sp_: Splits, teacher: TeacherResult, fz: Featurizer, say: Callable[..., None]) -> StudentData:
     """Each teacher copy's score of every answer, labelled and unscored, and their mean (the final
     student's targets); the featuriser reads them all."""
     lab = sp_.labelled
-    rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
     n_un = len(sp_.unlabelled) if sp_.unlabelled is not None else 0
     say("soft labels", message=f"teacher scores {n_un} unscored responses (and {len(lab)} labelled)", force=True)
     by_copy = teacher.by_copy
     if n_un:
         by_copy = np.concatenate([by_copy, teacher.per_copy(sp_.unlabelled)], axis=1)
-    feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
-                             [t for d in rows for t in d.reference_answer])
+    feats = student_features(sp_, fz)
     questions = None
     if sp_.pooled_context:
         index: dict = {}
@@ -402,9 +407,7 @@ def word_student_inputs(sp_: Splits, teacher: TeacherResult, data: StudentData, 
                     max_words=scfg.word_cnn_max_words)
     if len(vocab) < 2:
         return fz, data, None
-    rows = [lab] + ([sp_.unlabelled] if sp_.unlabelled is not None else [])
-    feats = Features.compute(fz, [t for d in rows for t in d.response], [t for d in rows for t in d.question],
-                             [t for d in rows for t in d.reference_answer])
+    feats = student_features(sp_, fz)
     table = teacher.fitted[0].model.encoder.get_input_embeddings().weight.detach().float().numpy()
     init = embedding_init(spellings, tch.load_tokenizer(config.teacher.checkpoint), table, scfg.word_cnn_dim)
     return fz, replace(data, features=feats), init
@@ -474,6 +477,14 @@ def fit_new_question_branch(data: StudentData, levels: list[int], cfg, seen_colu
     return NewQuestions(branch, dec, round(float(q), 6))
 
 
+def student_folds(data: StudentData, cfg, seed: int) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Whether each fold has its own teacher copy, the fold of each labelled row, and the fold ids: the
+    teacher's folds when it was cross-fitted (for the student without it too: the same comparison)."""
+    per_copy = data.folds is not None and data.by_copy is not None
+    folds = data.folds if per_copy else fold_ids(data.n_labelled, cfg.folds, seed, data.human)
+    return per_copy, folds, np.unique(folds)
+
+
 def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil: bool, stagewise: bool,
                 say: Callable[..., None], name: str, new_questions: NewQuestions | None = None,
                 words_init: np.ndarray | None = None) -> FittedStudent:
@@ -489,10 +500,7 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
     initial embeddings; ``data.features`` then has word ids): a word CNN beside the linear part
     (``fit_words``)."""
     n_lab = data.n_labelled
-    per_copy = data.folds is not None and data.by_copy is not None
-    # the teacher's folds when it was cross-fitted (for the student without it too: the same comparison)
-    folds = data.folds if per_copy else fold_ids(n_lab, cfg.folds, seed, data.human)
-    ks = np.unique(folds)
+    per_copy, folds, ks = student_folds(data, cfg, seed)
     weights = tuple(cfg.teacher_weights) if distil else (0.0,)
     rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
     extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
@@ -535,16 +543,14 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
 
 
 def fit_words(data: StudentData, levels: list[int], cfg, seed: int, linear_oof: np.ndarray, init: np.ndarray, *,
-              distil: bool, say: Callable[..., None], name: str) -> tuple[WordCNN, float, float, Decoding]:
+              distil: bool, say: Callable[..., None], name: str) -> tuple[WordCNN | None, float, float, Decoding]:
     """A word CNN on ``w * teacher + (1 - w) * human`` (``distil``; ``w``: ``cfg.word_cnn_teacher_weight``)
     or on the human levels, out of fold on the linear part's folds (fold k's targets from teacher copy k),
     and its share of the score, chosen among ``cfg.word_cnn_shares`` (0: none) on the out-of-fold QWK of
-    ``share * cnn + (1 - share) * linear``.  Returns the CNN fitted on every row, the share, that QWK and
-    the decoding fitted on it."""
+    ``share * cnn + (1 - share) * linear``.  Returns the CNN fitted on every row (None for share 0), the
+    share, that QWK and the decoding fitted on it."""
     n_lab = data.n_labelled
-    per_copy = data.folds is not None and data.by_copy is not None
-    folds = data.folds if per_copy else fold_ids(n_lab, cfg.folds, seed, data.human)
-    ks = np.unique(folds)
+    per_copy, folds, ks = student_folds(data, cfg, seed)
     w = cfg.word_cnn_teacher_weight if distil else 0.0
     rows = np.arange(len(data.features)) if distil else np.arange(n_lab)
     extra = rows[n_lab:]  # unscored rows (teacher targets only) train every fold's model
@@ -573,7 +579,7 @@ def fit_words(data: StudentData, levels: list[int], cfg, seed: int, linear_oof: 
             best = (q, share, dec)
     q, share, dec = best
     if share == 0:
-        return make(), 0.0, q, dec
+        return None, 0.0, q, dec
     return make().fit(words[rows], target(data.teacher)[rows]), share, q, dec
 
 
