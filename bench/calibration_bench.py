@@ -46,23 +46,25 @@ def _row(dec, f: np.ndarray, y: np.ndarray, target: float) -> tuple[float, float
 
 
 def run(name: str, seed: int = 0) -> list[str]:
-    from distillation import pipeline
+    from distillation import splits
     from distillation.config import DistillConfig
+    from distillation.data import read_csv
     from distillation.features import Featurizer, question_key
-    from distillation.pipeline import StudentData, fit_new_question_branch, fit_student, fit_tfidf, make_splits
+    from distillation.splits import make_splits
     from distillation.student import Features
+    from distillation.student_fit import StudentData, fit_new_question_branch, fit_student, fit_tfidf
 
     config = DistillConfig()
     scfg = config.student
     if name == "scientsbank":
         sb = DATA / "scientsbank"
-        train, test, _, labels = pipeline.load_inputs(sb / "train.csv", sb / "test_unseen_answers.csv", pooled=True)
-        extra = {"unseen questions": pipeline.read_csv(sb / "test_unseen_questions.csv")}
-        item = pipeline.POOLED
+        train, test, _, labels = splits.load_inputs(sb / "train.csv", sb / "test_unseen_answers.csv", pooled=True)
+        extra = {"unseen questions": read_csv(sb / "test_unseen_questions.csv")}
+        item = splits.POOLED
     else:
         prompt = name.split("-")[1]
         a = DATA / "asap_sas"
-        train, test, _, labels = pipeline.load_inputs(a / "train.csv", a / "test.csv")
+        train, test, _, labels = splits.load_inputs(a / "train.csv", a / "test.csv")
         pick = lambda ds: ds.select([i for i, x in enumerate(ds.item_id) if x == prompt])  # noqa: E731
         train, test, extra, item = pick(train), pick(test), {}, prompt
     levels = labels[item]
@@ -84,7 +86,7 @@ def run(name: str, seed: int = 0) -> list[str]:
     no_kd = fit_student(data, levels, scfg, seed + 3, distil=False, stagewise=pooled, say=quiet, name="no KD",
                         new_questions=new_q)
     tfidf, tfidf_dec = fit_tfidf(sp_, scfg, seed + 4)
-    target, _ = pipeline.agreement_target(lab, scfg.default_agreement)
+    target, _ = splits.agreement_target(lab, scfg.default_agreement)
     lines = []
     for test_name, ds in {"test": sp_.test, **extra}.items():
         y = sp_.y(ds)

@@ -44,7 +44,7 @@ HYBRIDS = {  # name: (buckets of the linear bag, words, embedding size, convolut
 
 def teacher_scores(prompt: str, sp_, config, cache: Path | None) -> tuple[np.ndarray, np.ndarray, float]:
     """Each teacher copy's score of every labelled row, and the folds (cross-fitted by ``fit_teacher``)."""
-    from distillation.pipeline import fit_teacher
+    from distillation.teacher_fit import fit_teacher
 
     path = cache / f"teacher_asap-{prompt}.npz" if cache else None
     if path is not None and path.exists():
@@ -168,19 +168,21 @@ def pad(seqs: list[list[int]], index: dict[int, int]):
 def run(prompt: str, seeds: list[int], cache: Path | None) -> list[str]:
     import torch
 
-    from distillation import pipeline
+    from distillation import splits
     from distillation.config import DistillConfig
     from distillation.features import Featurizer
     from distillation.lexical import out_of_fold
     from distillation.metrics import qwk
-    from distillation.pipeline import Decoding, StudentData, fit_student, make_splits
+    from distillation.ordinal import Decoding
+    from distillation.splits import make_splits
     from distillation.student import Features, LinearStudent
+    from distillation.student_fit import StudentData, fit_student
 
     torch.set_num_threads(1)
     config = DistillConfig()
     scfg = config.student
     a = DATA / "asap_sas"
-    train, test, _, labels = pipeline.load_inputs(a / "train.csv", a / "test.csv")
+    train, test, _, labels = splits.load_inputs(a / "train.csv", a / "test.csv")
     pick = lambda ds: ds.select([i for i, x in enumerate(ds.item_id) if x == prompt])  # noqa: E731
     levels = labels[prompt]
     sp_ = make_splits(pick(train), pick(test), None, levels, config, 0)

@@ -65,8 +65,8 @@ def main() -> None:
     from distillation.data import read_csv
     from distillation.features import Featurizer, question_key
     from distillation.metrics import accuracy, macro_f1, qwk
-    from distillation.pipeline import StudentData, fit_new_question_branch, fit_student
     from distillation.student import Features
+    from distillation.student_fit import StudentData, fit_new_question_branch, fit_student
 
     cfg = DistillConfig().student
     train = read_csv(DATA / "train.csv")
@@ -103,8 +103,9 @@ def main() -> None:
     whole = dict(zip(args.alphas, (r[1] for r in rows), strict=False)).get(st.alpha)
     if whole is not None:
         from distillation.lexical import out_of_fold
-        from distillation.pipeline import Decoding, question_folds
+        from distillation.ordinal import Decoding
         from distillation.student import LinearStudent
+        from distillation.student_fit import question_folds
 
         groups = question_folds(questions, cfg.folds)
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/teacher_precision.py [--items 6] [--order fp32 bf16] [--threads 2] [--seed 0]
 
-Fits the cross-fitted teacher (``distillation.pipeline.fit_teacher``: 4 MiniLM copies + the TF-IDF
+Fits the cross-fitted teacher (``distillation.teacher_fit.fit_teacher``: 4 MiniLM copies + the TF-IDF
 ridge ensemble, exactly as ``distill`` does) once per precision, in the order given (run ``--order bf16
 fp32`` too: on a 2-core machine the first of two long runs is often a little slower), and prints the
 seconds (the whole teacher stage, and its training alone), the out-of-fold QWKs and the test QWK of each.
@@ -25,9 +25,11 @@ DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "dataset
 
 def run(item: str, precision: str, train, test, levels, seed: int, threads: int) -> dict:
     from distillation.config import DistillConfig
+    from distillation.evaluation import torch_threads
     from distillation.metrics import qwk
-    from distillation.pipeline import fit_teacher, make_splits, torch_threads
+    from distillation.splits import make_splits
     from distillation.teacher import cpu_has_native_bf16
+    from distillation.teacher_fit import fit_teacher
 
     config = DistillConfig(threads=threads).with_teacher(cpu_bf16={"fp32": "off", "bf16": "on"}[precision])
     torch_threads(threads)
@@ -52,7 +54,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from distillation.pipeline import load_inputs
+    from distillation.splits import load_inputs
 
     asap = DATA / "asap_sas"
     train, test, _, labels = load_inputs(asap / "train.csv", asap / "test.csv")

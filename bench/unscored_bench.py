@@ -38,8 +38,10 @@ DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "dataset
 def run_item(item: str, train, test, levels, config, seed: int, with_ceiling: bool = False) -> dict:
     from distillation.features import Featurizer
     from distillation.metrics import qwk
-    from distillation.pipeline import fit_student, fit_teacher, make_splits, soft_targets
+    from distillation.splits import make_splits
     from distillation.student import Features
+    from distillation.student_fit import fit_student, soft_targets
+    from distillation.teacher_fit import fit_teacher
 
     def say(*_a, **kw):
         if kw.get("force"):
@@ -111,10 +113,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from distillation.config import DistillConfig
-    from distillation.pipeline import _set_threads, load_inputs
+    from distillation.evaluation import torch_threads
+    from distillation.splits import load_inputs
 
     config = replace(DistillConfig.tiny() if args.tiny else DistillConfig(), threads=args.threads)
-    _set_threads(config.threads)
+    torch_threads(config.threads)
     train, test, _, labels = load_inputs(DATA / "asap_sas" / "train.csv", DATA / "asap_sas" / "test.csv")
     rows = []
     for item in args.items:

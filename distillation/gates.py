@@ -7,7 +7,7 @@ exists; standardized mean difference between machine and human scores within .15
 within each subgroup). Two more gates are the product's own: a distilled student may not lose more
 than .02 QWK to its teacher, nor fall below the strongest baseline trained on the same data.
 
-``evaluate(entry, thresholds)`` reads one item's report entry (``distillation.pipeline``) and
+``evaluate(entry, thresholds)`` reads one item's report entry (``distillation.evaluation``) and
 returns one :class:`Gate` per rule, each with a sentence an admin can read.
 """
 

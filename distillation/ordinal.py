@@ -239,3 +239,39 @@ def selective_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: fl
     ok = np.asarray(correct, dtype=np.float64)
     return {"coverage": round(float(sel.mean()), 6) if len(sel) else 0.0,
             "agreement": round(float(ok[sel].mean()), 6) if sel.any() else None}
+
+
+@dataclass
+class Decoding:
+    """Cut-points and link scale fitted on held-out predictions, and what they give there."""
+
+    cuts: np.ndarray
+    scale: float
+    heldout_f: np.ndarray
+    heldout_y: np.ndarray
+    calibration: np.ndarray | None = None  # matrix scaling of the link's probabilities (fit_calibration)
+
+    @classmethod
+    def fit(cls, f: np.ndarray, y: np.ndarray, n_levels: int) -> Decoding:
+        cuts = fit_cutpoints(f, y, n_levels)
+        scale = fit_scale(f, y, cuts)
+        return cls(cuts, scale, np.asarray(f), np.asarray(y), fit_calibration(f, y, cuts, scale))
+
+    def levels(self, f: np.ndarray) -> np.ndarray:
+        return decode(f, self.cuts)
+
+    def probabilities(self, f: np.ndarray) -> np.ndarray:
+        return calibrated_probabilities(f, self.cuts, self.scale, self.calibration)
+
+    def confidence(self, f: np.ndarray) -> np.ndarray:
+        return self.probabilities(f)[np.arange(len(f)), self.levels(f)]
+
+    def threshold(self, target: float, source: str) -> Selective:
+        f, y = self.heldout_f, self.heldout_y
+        return choose_threshold(self.confidence(f), self.levels(f) == y, target, source)
+
+    def to_dict(self) -> dict:
+        out = {"cut_points": [round(float(c), 6) for c in self.cuts], "scale": round(self.scale, 6)}
+        if self.calibration is not None:
+            out["calibration"] = [[round(float(x), 6) for x in row] for row in self.calibration]
+        return out

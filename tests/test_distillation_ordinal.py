@@ -136,8 +136,8 @@ def test_the_teachers_weight_follows_what_it_does_for_the_student():
     import scipy.sparse as sp
 
     from distillation.config import StudentConfig
-    from distillation.pipeline import StudentData, fit_student
     from distillation.student import Features
+    from distillation.student_fit import StudentData, fit_student
 
     rng = np.random.default_rng(0)
     n = 300
@@ -165,8 +165,8 @@ def test_a_cross_fitted_teachers_held_out_estimate_uses_the_copy_that_never_saw_
     import scipy.sparse as sp
 
     from distillation.config import StudentConfig
-    from distillation.pipeline import StudentData, fit_student
     from distillation.student import Features
+    from distillation.student_fit import StudentData, fit_student
 
     rng = np.random.default_rng(0)
     n = 300
@@ -195,8 +195,8 @@ def test_a_cross_fitted_teachers_held_out_estimate_uses_the_copy_that_never_saw_
 def _pooled_data(n: int = 240, n_questions: int = 12):
     import scipy.sparse as sp
 
-    from distillation.pipeline import StudentData
     from distillation.student import Features
+    from distillation.student_fit import StudentData
 
     rng = np.random.default_rng(1)
     dense = rng.normal(size=(n, 3)).astype(np.float32)
@@ -209,19 +209,19 @@ def _pooled_data(n: int = 240, n_questions: int = 12):
 def test_a_pooled_models_new_question_branch_is_decoded_on_questions_held_out_whole(monkeypatch):
     """The branch for questions the model never saw is decoded on held-out predictions that never trained
     on any answer to their question; the branch itself is then fitted on every labelled row."""
-    from distillation import pipeline
+    from distillation import student_fit
     from distillation.config import StudentConfig
 
     data = _pooled_data()
     fits = []
-    real_fit_dense = pipeline.fit_dense
+    real_fit_dense = student_fit.fit_dense
 
     def recording(dense, y, dense_weight, sample_weight=None):
         fits.append([int(np.flatnonzero((data.features.dense == r).all(axis=1))[0]) for r in dense])
         return real_fit_dense(dense, y, dense_weight, sample_weight)
 
-    monkeypatch.setattr(pipeline, "fit_dense", recording)
-    nq = pipeline.fit_new_question_branch(data, [0, 1, 2, 3], StudentConfig(folds=4), 2, lambda *a, **k: None)
+    monkeypatch.setattr(student_fit, "fit_dense", recording)
+    nq = student_fit.fit_new_question_branch(data, [0, 1, 2, 3], StudentConfig(folds=4), 2, lambda *a, **k: None)
     *fold_fits, final = fits
     assert len(fold_fits) == 4
     everyone = set(range(data.n_labelled))
@@ -233,27 +233,27 @@ def test_a_pooled_models_new_question_branch_is_decoded_on_questions_held_out_wh
     np.testing.assert_array_equal(nq.branch.cuts, nq.decoding.cuts)
     assert nq.branch.scale == nq.decoding.scale and nq.branch.seen_column == 2
     assert nq.heldout_qwk == pytest.approx(
-        pipeline.qwk(data.human, nq.decoding.levels(nq.decoding.heldout_f), [0, 1, 2, 3]), abs=1e-6)
+        qwk(data.human, nq.decoding.levels(nq.decoding.heldout_f), [0, 1, 2, 3]), abs=1e-6)
     assert nq.heldout_qwk > 0.5  # human levels follow dense column 0 in this data
-    assert pipeline.fit_new_question_branch(
-        pipeline.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), 2, lambda *a, **k: None) is None
+    assert student_fit.fit_new_question_branch(
+        student_fit.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), 2, lambda *a, **k: None) is None
 
 
 def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone():
     """Rows whose question the model was trained on are scored by the whole student (bag and overlap);
     the others by the new-question branch alone, decoded by its own cut-points, in numpy and in ONNX."""
     from distillation import onnx_contract as oc
-    from distillation import pipeline
+    from distillation import student_fit
     from distillation.config import StudentConfig
     from distillation.student import Features
 
     data = _pooled_data()
     seen_col = np.ones((data.n_labelled, 1), np.float32)  # every training row's question is known
-    data = pipeline.replace(data, features=Features(data.features.bag, np.hstack([data.features.dense, seen_col])))
+    data = student_fit.replace(data, features=Features(data.features.bag, np.hstack([data.features.dense, seen_col])))
     cfg = StudentConfig(alphas=(1.0,), folds=4, teacher_weights=(0.5,))
     quiet = lambda *a, **k: None  # noqa: E731
-    nq = pipeline.fit_new_question_branch(data, [0, 1, 2, 3], cfg, 3, quiet)
-    fitted = pipeline.fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=True, say=quiet, name="t",
+    nq = student_fit.fit_new_question_branch(data, [0, 1, 2, 3], cfg, 3, quiet)
+    fitted = student_fit.fit_student(data, [0, 1, 2, 3], cfg, 0, distil=True, stagewise=True, say=quiet, name="t",
                                   new_questions=nq)
     model = fitted.model
     assert fitted.heldout_question_qwk == nq.heldout_qwk
@@ -273,8 +273,8 @@ def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone(
     np.testing.assert_allclose(g[20:], f[20:])  # new questions: the answer's words play no part
     assert not np.allclose(g[:20], f[:20])  # known questions: they do
     levels = model.predict_levels(X)
-    np.testing.assert_array_equal(levels[:20], pipeline.ordinal.decode(f[:20], fitted.decoding.cuts))
-    np.testing.assert_array_equal(levels[20:], pipeline.ordinal.decode(f[20:], nq.decoding.cuts))
+    np.testing.assert_array_equal(levels[:20], ordinal.decode(f[:20], fitted.decoding.cuts))
+    np.testing.assert_array_equal(levels[20:], ordinal.decode(f[20:], nq.decoding.cuts))
     assert not np.allclose(fitted.decoding.cuts, nq.decoding.cuts)
     p = model.predict_proba(X)  # each row through its own branch's link and scaling
     np.testing.assert_allclose(p[:20], fitted.decoding.probabilities(f[:20]))

@@ -13,8 +13,9 @@ from distillation import artifact, gates
 from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import read_csv
+from distillation.evaluation import REPORT_MODELS, quality_view
 from distillation.features import Featurizer, question_key
-from distillation.pipeline import REPORT_MODELS, distill_csv, quality_view
+from distillation.pipeline import distill_csv
 from distillation.student import Features, LinearStudent
 
 pytestmark = pytest.mark.ml
