@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from distillation.config import DistillConfig  # noqa: E402
-from distillation.evaluation import torch_threads  # noqa: E402
 from distillation.features import Featurizer  # noqa: E402
 from distillation.metrics import qwk  # noqa: E402
 from distillation.ordinal import Decoding  # noqa: E402
 from distillation.splits import load_inputs, make_splits  # noqa: E402
 from distillation.student import Features, LinearStudent  # noqa: E402
+from distillation.teacher import set_threads  # noqa: E402
 from distillation.teacher_fit import fit_teacher  # noqa: E402
 
 DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "datasets")) / "asap_sas"
@@ -115,7 +115,7 @@ def run_item(item: str, threads: int, seed: int) -> dict:
     train, test, _, labels = load_inputs(DATA / "train.csv", DATA / "test.csv")
     config = DistillConfig(threads=threads)
     cfg = config.student
-    torch_threads(threads)
+    set_threads(threads)
     sp_ = make_splits(train.for_item(item), test.for_item(item), None, labels[item], config, seed)
     t0 = time.monotonic()
     teacher = fit_teacher(sp_, config, seed, lambda *a, **k: None)

@@ -25,14 +25,13 @@ DATA = Path(os.environ.get("KDGRADE_DATASETS", ROOT.parent / "shared" / "dataset
 
 def run(item: str, precision: str, train, test, levels, seed: int, threads: int) -> dict:
     from distillation.config import DistillConfig
-    from distillation.evaluation import torch_threads
     from distillation.metrics import qwk
     from distillation.splits import make_splits
-    from distillation.teacher import cpu_has_native_bf16
+    from distillation.teacher import cpu_has_native_bf16, set_threads
     from distillation.teacher_fit import fit_teacher
 
     config = DistillConfig(threads=threads).with_teacher(cpu_bf16={"fp32": "off", "bf16": "on"}[precision])
-    torch_threads(threads)
+    set_threads(threads)
     sp_ = make_splits(train, test, None, levels, config, seed)
     t0 = time.monotonic()
     teacher = fit_teacher(sp_, config, seed, lambda *a, **k: None)

@@ -113,11 +113,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from distillation.config import DistillConfig
-    from distillation.evaluation import torch_threads
     from distillation.splits import load_inputs
+    from distillation.teacher import set_threads
 
     config = replace(DistillConfig.tiny() if args.tiny else DistillConfig(), threads=args.threads)
-    torch_threads(config.threads)
+    set_threads(config.threads)
     train, test, _, labels = load_inputs(DATA / "asap_sas" / "train.csv", DATA / "asap_sas" / "test.csv")
     rows = []
     for item in args.items:

@@ -1,5 +1,7 @@
 """The evaluation stage of ``distill``: every model on the test split (metrics, selective scoring at
-human-level agreement, calibration, sizes and speeds, the int8 teacher), as one item's report entry."""
+human-level agreement, calibration, sizes and speeds, the int8 teacher), as one item's report entry, and
+the report's other parts (the student forms compared, a pooled model's new-question figures,
+``quality_view``: the report without timings)."""
 
 from __future__ import annotations
 
@@ -67,6 +69,31 @@ def link_only_report(dec: Decoding, test_confident: tuple[np.ndarray, np.ndarray
     decoding (its scaling is dropped here); ``test_confident``: the test rows' link-only confidences."""
     sel = selective_report(without_scaling(dec), *test_confident, target, source)
     return {k: sel[k] for k in ("threshold", "coverage", "test", "ece")}
+
+
+
+def candidate_report(candidates: dict[str, tuple[FittedStudent, Featurizer]], sp_: Splits, margin: float) -> dict:
+    """Each form of distilled student that was fitted: parameters, out-of-fold QWK (what chose between
+    them: the word CNN's must beat the linear one's by more than ``margin``) and test QWK (reported only)."""
+    test, lv = sp_.test, list(range(len(sp_.levels)))
+    out = {}
+    for name, (st, fz) in candidates.items():
+        pred = st.model.predict_levels(Features.compute(fz, test.response, test.question, test.reference_answer))
+        out[name] = {"params": st.model.n_params(), "oof_qwk": st.oof_qwk,
+                     "test_qwk": round(qwk(sp_.y(test), pred, lv), 6),
+                     **({"word_cnn_share": st.words_share, "linear_part_oof_qwk": st.linear_oof_qwk}
+                        if name == "word_cnn" else {})}
+    out["rule"] = f"the word CNN form where its out-of-fold QWK beats the linear form's by more than {margin:g}"
+    return out
+
+
+def question_choice(student: FittedStudent) -> dict:
+    """A pooled student's report lines on questions it never saw (empty for a single item)."""
+    if student.heldout_question_qwk is None:
+        return {}
+    return {"heldout_question_qwk": student.heldout_question_qwk,
+            "new_questions": "a question the model was not trained on is scored from the overlap features alone, "
+                             "decoded by cut-points fitted on whole questions held out (pooled model)"}
 
 
 GROUP_MAX_VALUES = 20
@@ -166,9 +193,9 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
             n = len(texts)
             return sess.run([oc.LEVEL], fz.transform(texts, sp_q[:n], sp_r[:n]))[0]
 
-        models["student"].update(oc.time_scorer(student_score, sp_texts, n_single),
-                                 onnx_bytes=None)
-        torch_threads(1)
+        # onnx_bytes: a placeholder that keeps report.json's key order; write_version fills in the size
+        models["student"].update(oc.time_scorer(student_score, sp_texts, n_single), onnx_bytes=None)
+        tch.set_threads(1)
         try:
             def teacher_score(texts):
                 sub = replace_rows(test, len(texts), texts)
@@ -203,7 +230,7 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
                     "agreement_with_teacher": round(float((i8_pred == t_pred).mean()), 6),
                 }
         finally:
-            torch_threads(config.threads)
+            tch.set_threads(config.threads)
 
     lv = np.asarray(levels)
     confusion, per_level, dist = confusion_report(levels, y, s_pred)
@@ -234,11 +261,6 @@ def evaluate(sp_: Splits, teacher: TeacherResult, student: FittedStudent, no_kd:
     }
     return entry
 
-
-def torch_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
 
 
 def replace_rows(ds: Dataset, n: int, texts: list[str]) -> Dataset:

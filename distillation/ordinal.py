@@ -19,6 +19,9 @@ changes the probabilities, never the decoded level.
 
 ``choose_threshold`` then picks the confidence above which the model may score alone: the largest share
 of answers whose exact agreement with the human is at least the target (human-human exact agreement).
+
+``Decoding`` holds one model's cut-points, scale and calibration fitted on its held-out scores, and gives
+their levels, probabilities, confidences and threshold.
 """
 
 from __future__ import annotations

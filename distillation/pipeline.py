@@ -23,17 +23,15 @@ from distillation import artifact, gates
 from distillation import onnx_contract as oc
 from distillation.config import DistillConfig
 from distillation.data import DataError, Dataset, check_test, read_csv
-from distillation.evaluation import evaluate, torch_threads
+from distillation.evaluation import candidate_report, evaluate, question_choice
 from distillation.features import Featurizer, question_key
 from distillation.splits import POOLED, Splits, agreement_target, load_inputs, make_splits
 from distillation.student import Features
 from distillation.student_fit import (
     FittedStudent,
-    candidate_report,
     fit_new_question_branch,
     fit_student,
     fit_tfidf,
-    question_choice,
     soft_targets,
     word_student_inputs,
 )
@@ -175,8 +173,10 @@ def distill_item(
 ) -> dict:
     """Teacher -> soft targets -> students and baseline -> evaluation on the test split -> a verified
     model-version directory ``out/<item_id>/``.  Returns the item's report entry."""
+    from distillation import teacher as tch
+
     t_item = time.monotonic()
-    torch_threads(config.threads)
+    tch.set_threads(config.threads)
     stage_seconds: dict[str, float] = {}  # where the minutes go (the report's "stage_seconds")
     clock = ["splits", t_item]
 
@@ -271,7 +271,7 @@ def distill_item(
         shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
-        torch_threads(config.threads)
+        tch.set_threads(config.threads)
         shutil.rmtree(tmpd, ignore_errors=True)
     return entry
 

@@ -1,5 +1,6 @@
-"""An item's rows: reading and validating the input files, the labelled / test split, the agreement a
-model must reach to score alone (from ``score2`` where the data has it) and human-human QWK."""
+"""The input files and one item's rows: reading and validating the files, the labelled / test split,
+the agreement a model must reach to score alone (from ``score2`` where the data has it) and human-human
+QWK."""
 
 from __future__ import annotations
 

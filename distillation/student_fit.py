@@ -262,27 +262,3 @@ def fit_tfidf(sp_: Splits, cfg, seed: int) -> tuple[TfidfRidge, Decoding]:
     oof = out_of_fold(lambda tr, held: TfidfRidge().fit([texts[i] for i in tr], y[tr]).predict(
         [texts[i] for i in held]), len(lab), folds)
     return TfidfRidge().fit(texts, y), Decoding.fit(oof, y, len(sp_.levels))
-
-
-def candidate_report(candidates: dict[str, tuple[FittedStudent, Featurizer]], sp_: Splits, margin: float) -> dict:
-    """Each form of distilled student that was fitted: parameters, out-of-fold QWK (what chose between
-    them: the word CNN's must beat the linear one's by more than ``margin``) and test QWK (reported only)."""
-    test, lv = sp_.test, list(range(len(sp_.levels)))
-    out = {}
-    for name, (st, fz) in candidates.items():
-        pred = st.model.predict_levels(Features.compute(fz, test.response, test.question, test.reference_answer))
-        out[name] = {"params": st.model.n_params(), "oof_qwk": st.oof_qwk,
-                     "test_qwk": round(qwk(sp_.y(test), pred, lv), 6),
-                     **({"word_cnn_share": st.words_share, "linear_part_oof_qwk": st.linear_oof_qwk}
-                        if name == "word_cnn" else {})}
-    out["rule"] = f"the word CNN form where its out-of-fold QWK beats the linear form's by more than {margin:g}"
-    return out
-
-
-def question_choice(student: FittedStudent) -> dict:
-    """A pooled student's report lines on questions it never saw (empty for a single item)."""
-    if student.heldout_question_qwk is None:
-        return {}
-    return {"heldout_question_qwk": student.heldout_question_qwk,
-            "new_questions": "a question the model was not trained on is scored from the overlap features alone, "
-                             "decoded by cut-points fitted on whole questions held out (pooled model)"}

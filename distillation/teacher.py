@@ -54,6 +54,11 @@ def load_tokenizer(checkpoint: str | None):
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads for what follows (at least 1)."""
+    torch.set_num_threads(max(1, n))
+
+
 def device() -> torch.device:
     """A GPU when one is present (KDGRADE_DEVICE=cpu forces the CPU), else the CPU."""
     if os.environ.get("KDGRADE_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():

@@ -1,5 +1,6 @@
 """The teacher stage of ``distill``: the transformer cross-fitted over folds (``distillation.teacher``),
-its lexical half, their ensemble weight and its decoding, all chosen on out-of-fold scores."""
+its lexical half, their ensemble weight and its decoding, all chosen on out-of-fold scores; and the
+report's one-sentence description of it (``teacher_recipe``)."""
 
 from __future__ import annotations
 

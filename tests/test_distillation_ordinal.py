@@ -1,5 +1,7 @@
 """Ordinal decoding: QWK-fitted cut-points, the cumulative-logit link, calibration error, thresholds."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -236,7 +238,7 @@ def test_a_pooled_models_new_question_branch_is_decoded_on_questions_held_out_wh
         qwk(data.human, nq.decoding.levels(nq.decoding.heldout_f), [0, 1, 2, 3]), abs=1e-6)
     assert nq.heldout_qwk > 0.5  # human levels follow dense column 0 in this data
     assert student_fit.fit_new_question_branch(
-        student_fit.replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), 2, lambda *a, **k: None) is None
+        replace(data, questions=None), [0, 1, 2, 3], StudentConfig(), 2, lambda *a, **k: None) is None
 
 
 def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone():
@@ -249,7 +251,7 @@ def test_a_pooled_student_scores_a_new_question_from_the_overlap_features_alone(
 
     data = _pooled_data()
     seen_col = np.ones((data.n_labelled, 1), np.float32)  # every training row's question is known
-    data = student_fit.replace(data, features=Features(data.features.bag, np.hstack([data.features.dense, seen_col])))
+    data = replace(data, features=Features(data.features.bag, np.hstack([data.features.dense, seen_col])))
     cfg = StudentConfig(alphas=(1.0,), folds=4, teacher_weights=(0.5,))
     quiet = lambda *a, **k: None  # noqa: E731
     nq = student_fit.fit_new_question_branch(data, [0, 1, 2, 3], cfg, 3, quiet)

@@ -35,7 +35,7 @@ PRESETS = ("default", "tiny")
 MAX_UNLABELLED = 5000  # live answers handed to the teacher per item and run (the newest)
 
 # Share of an item's time spent before each stage ends; used for the percentage (stage names from
-# distillation.pipeline; an unknown stage keeps the last percentage).
+# distill: distillation.pipeline and its stage modules; an unknown stage keeps the last percentage).
 STAGES = (("start", 0.0, 0.02), ("teacher", 0.02, 0.60), ("soft", 0.60, 0.65), ("student (kd)", 0.65, 0.80),
           ("student (no kd)", 0.80, 0.88), ("student", 0.65, 0.88), ("tfidf", 0.88, 0.90),
           ("evaluate", 0.90, 0.93), ("int8", 0.93, 0.96), ("export", 0.96, 0.99), ("done", 1.0, 1.0))
