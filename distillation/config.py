@@ -56,11 +56,14 @@ class StudentConfig:
     # within the same parameter budget.  It replaces the linear student where its out-of-fold QWK is
     # higher by more than word_cnn_margin (a guard against choosing the larger model on fold noise).
     word_cnn: bool = True
-    word_cnn_buckets: int = 12288  # the bag beside it: 12,288 buckets + a 2,000-word CNN < 50,000 params
-    word_cnn_vocabulary: int = 2000  # the item's most frequent training words...
+    # The bag beside it: 8,192 buckets + a CNN over 1,500 words x 24 with 48 channels, at most 47,904
+    # parameters for 6 levels (tests/test_distillation_word_cnn.py).  Chosen on 2026-12-04 among four
+    # sizes within the budget by the mean out-of-fold QWK on ASAP-SAS 1/2/5/6 (bench/results/cnn_student.md)
+    word_cnn_buckets: int = 8192
+    word_cnn_vocabulary: int = 1500  # the item's most frequent training words...
     word_cnn_min_count: int = 2  # ... seen at least this often
-    word_cnn_dim: int = 16  # embedding size (PCA of the teacher's word-piece embeddings)
-    word_cnn_channels: int = 32
+    word_cnn_dim: int = 24  # embedding size (PCA of the teacher's word-piece embeddings)
+    word_cnn_channels: int = 48
     word_cnn_epochs: int = 25
     word_cnn_max_words: int = 200  # an answer's first words read by the CNN
     word_cnn_teacher_weight: float = 0.5  # the CNN's targets: w * teacher + (1 - w) * human
@@ -103,7 +106,7 @@ class DistillConfig:
             teacher=TeacherConfig(checkpoint="tiny", max_length=64, batch_size=16, lr=1e-3, epochs=2, folds=2,
                                   export_int8=True),
             student=StudentConfig(n_buckets=1024, alphas=(1.0,), folds=3, word_cnn_buckets=512,
-                                  word_cnn_epochs=3, word_cnn_vocabulary=300),
+                                  word_cnn_epochs=3, word_cnn_vocabulary=300, word_cnn_dim=16, word_cnn_channels=32),
             timing_responses=10,
         )
 

@@ -106,3 +106,27 @@ def test_embedding_init_is_a_unit_scale_projection_of_the_piece_embeddings():
     assert e.shape == (3, 4) and e.dtype == np.float32
     assert e.std() == pytest.approx(1.0, rel=1e-5)
     assert np.allclose(e[:, 2:], 0)  # 3 words span at most 2 directions once centred
+
+
+@pytest.mark.parametrize("n_levels", [2, 4, 6])
+def test_the_default_word_cnn_form_stays_within_the_parameter_budget_at_its_largest(n_levels):
+    """The issue's budget is 50,000 parameters: the word-CNN form of the default configuration, with its
+    vocabulary full (every word seen twice, more words than it keeps) and a decoding of up to 6 levels."""
+    from distillation.config import StudentConfig
+
+    cfg = StudentConfig()
+    words = [f"w{i}" for i in range(cfg.word_cnn_vocabulary + 300)]
+    texts = [" ".join(words[i : i + 40]) for i in range(0, len(words), 20)] * 2
+    vocab, _ = word_vocabulary(texts, cfg.word_cnn_vocabulary, cfg.word_cnn_min_count)
+    assert len(vocab) == cfg.word_cnn_vocabulary
+    fz = Featurizer(n_buckets=cfg.word_cnn_buckets, vocabulary=vocab, max_words=cfg.word_cnn_max_words)
+    X = Features.compute(fz, texts, "q", "r")
+    y = np.arange(len(texts), dtype=float) % n_levels
+    init = np.zeros((len(vocab), cfg.word_cnn_dim), np.float32)
+    cnn = WordCNN(init, cfg.word_cnn_channels, epochs=1).fit(X.words, y)
+    k = n_levels
+    st = LinearStudent(alpha=1.0).fit(X, y).set_words(cnn, 0.5)
+    st.set_decoding(list(range(k)), np.arange(k - 1) + 0.5, 0.3, np.eye(k, k + 1))
+    assert cnn.n_params() == (cfg.word_cnn_vocabulary + 2) * cfg.word_cnn_dim + 3 * cfg.word_cnn_dim * \
+        cfg.word_cnn_channels + cfg.word_cnn_channels + 2 * cfg.word_cnn_channels + 1
+    assert st.n_params() <= 50_000
