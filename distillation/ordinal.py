@@ -255,10 +255,21 @@ class Decoding:
     calibration: np.ndarray | None = None  # matrix scaling of the link's probabilities (fit_calibration)
 
     @classmethod
-    def fit(cls, f: np.ndarray, y: np.ndarray, n_levels: int) -> Decoding:
+    def fit(cls, f: np.ndarray, y: np.ndarray, n_levels: int, calibrate: bool = True) -> Decoding:
+        """Cut-points, scale and (``calibrate``) the matrix scaling.  A search that compares candidates by
+        their decoded levels alone passes ``calibrate=False`` and calibrates the winner
+        (``with_calibration``): the scaling never changes a level, and it is most of the fitting time."""
         cuts = fit_cutpoints(f, y, n_levels)
         scale = fit_scale(f, y, cuts)
-        return cls(cuts, scale, np.asarray(f), np.asarray(y), fit_calibration(f, y, cuts, scale))
+        dec = cls(cuts, scale, np.asarray(f), np.asarray(y))
+        return dec.with_calibration() if calibrate else dec
+
+    def with_calibration(self) -> Decoding:
+        """This decoding with its matrix scaling fitted on its held-out predictions."""
+        if self.calibration is not None:
+            return self
+        cal = fit_calibration(self.heldout_f, self.heldout_y, self.cuts, self.scale)
+        return Decoding(self.cuts, self.scale, self.heldout_f, self.heldout_y, cal)
 
     def levels(self, f: np.ndarray) -> np.ndarray:
         return decode(f, self.cuts)

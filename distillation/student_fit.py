@@ -193,11 +193,12 @@ def fit_student(data: StudentData, levels: list[int], cfg, seed: int, *, distil:
                 return m.decision_function(data.features[held])
 
             oof = out_of_fold(fit_predict, n_lab, folds)
-            dec = Decoding.fit(oof, data.human, len(levels))
+            dec = Decoding.fit(oof, data.human, len(levels), calibrate=False)
             q = qwk(data.human, dec.levels(oof), list(range(len(levels))))
             if best is None or q > best[0] + 1e-9:
                 best = (q, alpha, dec, w, target, oof)
     q, alpha, dec, w, target, oof = best
+    dec = dec.with_calibration()
     model = LinearStudent(alpha, cfg.dense_weight, stagewise).fit(data.features[rows], target[rows])
     model.set_new_questions(new_questions.branch if new_questions is not None else None)
     share, linear_q = 0.0, None
@@ -243,11 +244,12 @@ def fit_words(data: StudentData, levels: list[int], cfg, seed: int, linear_oof: 
     best = None
     for share in cfg.word_cnn_shares:
         f = share * cnn_oof + (1 - share) * linear_oof
-        dec = Decoding.fit(f, data.human, len(levels))
+        dec = Decoding.fit(f, data.human, len(levels), calibrate=False)
         q = qwk(data.human, dec.levels(f), list(range(len(levels))))
         if best is None or q > best[0] + 1e-9:
             best = (q, share, dec)
     q, share, dec = best
+    dec = dec.with_calibration()
     if share == 0:
         return None, 0.0, q, dec
     return make().fit(words[rows], target(data.teacher)[rows]), share, q, dec

@@ -101,7 +101,7 @@ def fit_teacher(sp_: Splits, config: DistillConfig, seed: int, say: Callable[...
         best = None
         for w in weights:
             f = w * oof_lex + (1 - w) * oof_t
-            q = qwk(y, Decoding.fit(f, y, len(sp_.levels)).levels(f), list(range(len(sp_.levels))))
+            q = qwk(y, Decoding.fit(f, y, len(sp_.levels), calibrate=False).levels(f), list(range(len(sp_.levels))))
             if best is None or q > best[0] + 1e-9:
                 best = (q, w, f)
         _, weight, oof = best

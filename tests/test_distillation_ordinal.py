@@ -88,6 +88,23 @@ def test_calibration_corrects_a_link_that_is_too_sure_of_one_level():
         ordinal.expected_calibration_error(before[np.arange(len(f_new)), level], level == y_new) - 0.03
 
 
+def test_a_search_decodes_without_the_scaling_and_calibrates_only_its_winner():
+    rng = np.random.RandomState(5)
+    cuts = np.array([0.5, 1.5, 2.5])
+    f, y = _link_sample(rng, 800, cuts, 0.25, top_slip=0.3)
+    full = ordinal.Decoding.fit(f, y, 4)
+    bare = ordinal.Decoding.fit(f, y, 4, calibrate=False)
+    assert bare.calibration is None and full.calibration is not None
+    np.testing.assert_array_equal(bare.levels(f), full.levels(f))  # the levels a search compares
+    # the bare decoding's probabilities are the link's alone, so they differ from the calibrated ones
+    assert np.abs(bare.probabilities(f) - full.probabilities(f)).max() > 0.01
+    done = bare.with_calibration()
+    np.testing.assert_array_equal(done.calibration, full.calibration)  # as if fitted in one go
+    np.testing.assert_array_equal(done.probabilities(f), full.probabilities(f))
+    assert done.threshold(0.9, "default") == full.threshold(0.9, "default")
+    assert full.with_calibration() is full  # already calibrated: nothing fitted again
+
+
 def test_calibration_leaves_a_well_calibrated_link_nearly_alone():
     rng = np.random.RandomState(4)
     cuts = np.array([0.5, 1.5])
