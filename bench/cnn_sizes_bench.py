@@ -1,7 +1,7 @@
 """Sizes of the word-CNN form within the 50,000-parameter budget, compared out of fold (how the default
 of ``StudentConfig.word_cnn_*`` was chosen on 2026-12-04; results in bench/results/cnn_student.md).
 
-    .venv/bin/python bench/cnn_sizes_bench.py [--items 2 1 5 6]
+    .venv/bin/python bench/cnn_sizes_bench.py [--items 2 1 5 6] [--beyond-budget]
 
 For each ASAP-SAS prompt: the teacher is cross-fitted as ``distill`` fits it (``fit_teacher``, seed 0),
 then the linear student and each size of the word-CNN form are fitted by ``fit_student`` exactly as
@@ -9,6 +9,9 @@ then the linear student and each size of the word-CNN form are fitted by ``fit_s
 with seed 0).  Prints parameters, the CNN's share, out-of-fold QWK (what a choice may use) and test QWK.
 ``distill`` serves the word-CNN form where its out-of-fold QWK beats the linear student's by more than
 ``word_cnn_margin``.  Needs the training requirements (torch); about 6 minutes a prompt on 2 cores.
+
+``--beyond-budget`` fits larger students instead (not the product's: what lifting the 50,000-parameter
+budget would buy): a linear bag of 196,608 buckets, and the word-CNN form at two larger sizes.
 """
 
 from __future__ import annotations
@@ -34,8 +37,16 @@ SIZES = {  # name: StudentConfig overrides (None: the configuration's own)
         word_cnn_buckets=12288, word_cnn_vocabulary=900, word_cnn_dim=32, word_cnn_channels=64),
 }
 
+BEYOND = {  # larger than the budget: the question "would more parameters reach the targets?"
+    "bag 49,152, 4,000 words x 32, 64 channels": dict(
+        word_cnn_buckets=49152, word_cnn_vocabulary=4000, word_cnn_dim=32, word_cnn_channels=64),
+    "bag 196,608, 4,000 words x 64, 128 channels": dict(
+        word_cnn_buckets=196608, word_cnn_vocabulary=4000, word_cnn_dim=64, word_cnn_channels=128),
+}
+BEYOND_LINEAR = 196608  # buckets of a linear bag alone, beside the default's
 
-def run(prompt: str, train, test, labels) -> list[str]:
+
+def run(prompt: str, train, test, labels, beyond: bool = False) -> list[str]:
     from distillation.config import DistillConfig
     from distillation.features import Featurizer
     from distillation.metrics import qwk
@@ -70,7 +81,14 @@ def run(prompt: str, train, test, labels) -> list[str]:
     lines.append(row(f"linear, {s.n_buckets:,} buckets", fit_student(data, levels, s, 3, distil=True,
                                                                      stagewise=False, say=quiet, name="x"), fz))
     print(lines[0], lines[1], sep="\n", flush=True)
-    for name, kw in SIZES.items():
+    if beyond:
+        fz_big = Featurizer(n_buckets=BEYOND_LINEAR, word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams,
+                            use_reference=True)
+        data_big = soft_targets(sp_, teacher, fz_big, quiet)
+        lines.append(row(f"linear, {BEYOND_LINEAR:,} buckets", fit_student(
+            data_big, levels, s, 3, distil=True, stagewise=False, say=quiet, name="x"), fz_big))
+        print(lines[-1], flush=True)
+    for name, kw in (BEYOND if beyond else SIZES).items():
         cfg = config.with_student(**kw)
         fz_w, data_w, init = word_student_inputs(sp_, teacher, data, cfg, False)
         st = fit_student(data_w, levels, cfg.student, 3, distil=True, stagewise=False, say=quiet, name="x",
@@ -84,6 +102,7 @@ def run(prompt: str, train, test, labels) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", nargs="*", default=["2", "1", "5", "6"])
+    ap.add_argument("--beyond-budget", action="store_true", help="larger students than the budget allows")
     args = ap.parse_args()
     from distillation.splits import load_inputs
 
@@ -91,7 +110,7 @@ def main() -> None:
     train, test, _, labels = load_inputs(a / "train.csv", a / "test.csv")
     header = ["| prompt | student | params | CNN share | out-of-fold QWK | test QWK |", "|---|---|---|---|---|---|"]
     print(*header, sep="\n", flush=True)
-    lines = [line for p in args.items for line in run(p, train, test, labels)]
+    lines = [line for p in args.items for line in run(p, train, test, labels, args.beyond_budget)]
     print("", *header, *lines, sep="\n")
 
 
