@@ -60,6 +60,27 @@ def test_score_csv_with_a_model_directory_needs_no_database_row(model_dirs, tmp_
     assert len(scored) == 36 and all(r["p_2"] and r["confidence"] for r in scored)
 
 
+def test_score_csv_without_kdgrade_tables(model_dirs, tmp_path, monkeypatch):
+    """A database that never ran migrate: --model scores from the directory alone; without it, a clear
+    error, no traceback and no output file."""
+    from django.db import OperationalError
+
+    from scoring.models import Item
+
+    def no_table(**_kw):
+        raise OperationalError("no such table: scoring_item")
+
+    monkeypatch.setattr(Item.objects, "filter", no_table)
+    out = tmp_path / "out.csv"
+    with pytest.raises(CommandError, match=r"no kdgrade items .*no such table.*manage\.py migrate"):
+        call_command("score_csv", csv=str(DEMO_CSV), out=str(out))
+    assert not out.exists()
+    call_command("score_csv", csv=str(DEMO_CSV), out=str(out), model=str(model_dirs["v2"]))
+    _, scored = _read(out)
+    assert len(scored) == 36 and all(r["p_2"] and r["confidence"] for r in scored)
+    assert sum(r["flags"] != "no_active_model" for r in scored) == 36
+
+
 def test_score_csv_refuses_bad_input(tmp_path, model_dirs):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,text\n1,hello\n", encoding="utf-8")

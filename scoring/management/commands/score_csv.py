@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from scoring import services
 from scoring.models import Item
@@ -133,6 +134,29 @@ def write_rows(handle: TextIO, header: list[str], rows: Iterable[list[object]], 
         handle.write("\r\n".join(lines))
 
 
+class _ItemLookup:
+    """The item of an ``item_id`` (None where there is none).  A database without kdgrade's tables (a
+    fresh checkout that never ran ``migrate``): with --model, said once and every row scored by the model
+    directory alone; without it, a clear error instead of a traceback."""
+
+    def __init__(self, have_model: bool, warn) -> None:
+        self.have_model, self.warn, self.database = have_model, warn, True
+
+    def __call__(self, item_id: str) -> Item | None:
+        if not item_id or not self.database:
+            return None
+        try:
+            return Item.objects.filter(external_id=item_id).first()
+        except DatabaseError as exc:
+            if not self.have_model:
+                raise CommandError(f"the database has no kdgrade items ({exc}): run `manage.py migrate` "
+                                   "(and register a model version), or pass --model DIR") from None
+            self.database = False
+            self.warn(f"no kdgrade database ({exc}): every row scored by --model alone, with the CSV's own "
+                      "question and reference_answer, language en and the version's fitted threshold")
+            return None
+
+
 class Command(BaseCommand):
     help = "Score the responses of a canonical CSV with the active model (or --model DIR); write OUT.csv."
     # Django's system checks (URLs, admin, templates, deployment) cover nothing this command uses and
@@ -175,8 +199,9 @@ class Command(BaseCommand):
         by_row: dict[int, services.AnswerScore] = {}
         levels: set[int] = set()
         response_col, question_col, reference_col = col["response"], col.get("question"), col.get("reference_answer")
+        lookup = _ItemLookup(fixed is not None, self.stderr.write)
         for item_id, idx in groups.items():
-            item = Item.objects.filter(external_id=item_id).first() if item_id else None
+            item = lookup(item_id)
             version = None
             model = fixed
             if model is None and item is not None:
